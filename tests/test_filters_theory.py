@@ -1,0 +1,86 @@
+"""Sampling filters and key handling."""
+
+import pytest
+import torch
+
+from musegen.errors import ConfigError
+from musegen.filters import check_sampling, filtered, min_p, top_k, top_p
+from musegen.theory import Key, detect_key, parse_key
+
+LOGITS = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.25, 0.25, 0.25, 0.25]]))
+
+
+def kept(x):
+    return torch.isfinite(x).tolist()
+
+
+def test_top_k_keeps_k_best():
+    assert kept(top_k(LOGITS, 2))[0] == [True, True, False, False]
+    assert kept(top_k(LOGITS, 2))[1] == [True] * 4  # ties at the k-th value are kept
+    assert torch.equal(top_k(LOGITS, None), LOGITS)
+
+
+def test_top_p_keeps_smallest_nucleus():
+    assert kept(top_p(LOGITS, 0.75))[0] == [True, True, False, False]
+    assert kept(top_p(LOGITS, 0.5))[0] == [True, False, False, False]
+    assert kept(top_p(LOGITS, 0.01))[0] == [True, False, False, False]  # never empty
+    assert kept(top_p(LOGITS, 0.6))[1] == [True, True, True, False]
+
+
+def test_min_p_relative_to_best():
+    assert kept(min_p(LOGITS, 0.5))[0] == [True, True, False, False]
+    assert kept(min_p(LOGITS, 0.5))[1] == [True] * 4
+
+
+def test_mask_and_temperature_compose():
+    allowed = torch.tensor([[False, True, True, True], [True, False, False, False]])
+    out = filtered(LOGITS, allowed, t=0.5, p=0.9)
+    probs = torch.softmax(out, -1)
+    assert probs[0, 0] == 0 and probs[1].tolist() == [1.0, 0.0, 0.0, 0.0]
+    # temperature 0.5 squares the odds between token 1 and 2 of row 0 (0.3/0.15 -> 4)
+    assert (probs[0, 1] / probs[0, 2]).item() == pytest.approx(4.0, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0.0, None, None, None),
+        (1.0, -1, None, None),
+        (1.0, None, 1.5, None),
+        (1.0, None, None, 1.0),
+        (float("nan"), None, None, None),
+    ],
+)
+def test_bad_settings_name_the_range(args):
+    with pytest.raises(ConfigError, match="must be"):
+        check_sampling(*args)
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("D major", Key(2, "major")),
+        ("F# minor", Key(6, "minor")),
+        ("Bb dorian", Key(10, "dorian")),
+        ("Am", Key(9, "minor")),
+        ("c", Key(0, "major")),
+        ("Eb", Key(3, "major")),
+    ],
+)
+def test_parse_key(text, key):
+    assert parse_key(text) == key
+
+
+@pytest.mark.parametrize("text", ["", "H major", "C flat-ish", "D weird"])
+def test_bad_key_names(text):
+    with pytest.raises(ConfigError):
+        parse_key(text)
+
+
+def test_detect_key_on_scales():
+    g_major = [67, 69, 71, 72, 74, 76, 78, 79, 74, 71, 67]
+    assert detect_key((p, 24) for p in g_major) == Key(7, "major")
+    a_minor = [69, 71, 72, 74, 76, 77, 80, 81, 76, 72, 69, 69]
+    assert detect_key((p, 24) for p in a_minor) == Key(9, "minor")
+    assert detect_key([(62, 24), (74, 12)]) == Key(2, "major")
+    assert Key(2, "major").pitch_classes == {2, 4, 6, 7, 9, 11, 1}
