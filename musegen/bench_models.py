@@ -1,0 +1,167 @@
+"""Speed of the three decoders on this machine: ``python -m musegen.bench_models``.
+
+For each architecture's preset (default ``small``, vocab 450), in its own child process so that
+peak memory is its own:
+
+- training throughput: batch 16 x 512, forward + backward + AdamW step, median of a few
+  iterations after one warm-up, in tokens per second;
+- generation latency at batch 1: prefill to a position (in chunks of 512), then time single
+  ``step`` calls under ``torch.inference_mode``; median ms per token at ~64 and ~4000;
+- peak resident set size of the child (``resource.getrusage(RUSAGE_SELF).ru_maxrss``),
+  which includes the ~0.3 GB of the Python + torch runtime.
+
+This is a benchmark program, not a test: absolute times on a shared machine drift, so compare
+the architectures within one run. Targets: < 1 ms/token at batch 1; LSTM and Mamba step cost
+flat with position (within 15% from 64 to 4000); Mamba training within 1.5x the Transformer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from musegen.models import ARCHITECTURES, build, count_parameters
+
+VOCAB = 450
+
+
+def train_tokens_per_s(model: torch.nn.Module, batch: int, length: int, iters: int) -> float:
+    """Median tokens/s of forward + backward + AdamW step on random tokens."""
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for i in range(iters + 1):  # the first iteration is warm-up
+        toks = torch.randint(0, VOCAB, (batch, length + 1), generator=gen)
+        start = time.perf_counter()
+        logits = model(toks[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, VOCAB), toks[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i:
+            times.append(time.perf_counter() - start)
+    return batch * length / statistics.median(times)
+
+
+@torch.inference_mode()
+def step_ms(model: torch.nn.Module, position: int, steps: int) -> float:
+    """Median ms of one ``step`` at batch 1 after prefilling ``position`` tokens."""
+    model.eval()
+    gen = torch.Generator().manual_seed(1)
+    toks = torch.randint(0, VOCAB, (1, position + steps), generator=gen)
+    state = None
+    for lo in range(0, position, 512):
+        _, state = model(toks[:, lo : min(lo + 512, position)], state=state, return_state=True)
+    times = []
+    for t in range(position, position + steps):
+        start = time.perf_counter()
+        _, state = model.step(toks[:, t], state)
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def bench_one(arch: str, preset: str, iters: int, steps: int, positions: list[int]) -> dict:
+    torch.manual_seed(0)
+    model = build(arch, VOCAB, preset)
+    result = {
+        "arch": arch,
+        "params": count_parameters(model),
+        "train_tokens_per_s": train_tokens_per_s(model, 16, 512, iters),
+    }
+    for p in positions:
+        result[f"step_ms@{p}"] = step_ms(model, p, steps)
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--arch",
+        choices=ARCHITECTURES,
+        action="append",
+        help="architecture to run (repeatable; default: all)",
+    )
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--iters", type=int, default=3, help="timed training iterations")
+    parser.add_argument("--steps", type=int, default=64, help="timed generation steps")
+    parser.add_argument("--positions", type=int, nargs="+", default=[64, 4000])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="print JSON lines, no table")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    archs = args.arch or list(ARCHITECTURES)
+    torch.set_num_threads(args.threads)
+
+    if args.child:  # one architecture in this process
+        print(json.dumps(bench_one(archs[0], args.preset, args.iters, args.steps, args.positions)))
+        return
+
+    rows = []
+    for arch in archs:
+        cmd = [
+            sys.executable,
+            "-m",
+            "musegen.bench_models",
+            "--child",
+            "--arch",
+            arch,
+            "--preset",
+            args.preset,
+            "--iters",
+            str(args.iters),
+            "--steps",
+            str(args.steps),
+            "--threads",
+            str(args.threads),
+            "--positions",
+            *map(str, args.positions),
+        ]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        if args.json:
+            print(json.dumps(rows[-1]), flush=True)
+    if args.json:
+        return
+
+    first, last = args.positions[0], args.positions[-1]
+    print(
+        f"musegen.bench_models: preset {args.preset}, vocab {VOCAB}, torch "
+        f"{torch.__version__}, {args.threads} threads"
+    )
+    header = (
+        f"{'arch':12} {'params':>9} {'train tok/s':>12} "
+        + " ".join(f"{f'ms/tok@{p}':>12}" for p in args.positions)
+        + f" {'@' + str(last) + '/@' + str(first):>11} {'peak RSS MiB':>13}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        ratio = r[f"step_ms@{last}"] / r[f"step_ms@{first}"]
+        print(
+            f"{r['arch']:12} {r['params']:>9,} {r['train_tokens_per_s']:>12,.0f} "
+            + " ".join(f"{r[f'step_ms@{p}']:>12.3f}" for p in args.positions)
+            + f" {ratio:>11.2f} {r['peak_rss_mib']:>13,.0f}"
+        )
+    by_arch = {r["arch"]: r for r in rows}
+    if {"mamba", "transformer"} <= by_arch.keys():
+        tps = {arch: by_arch[arch]["train_tokens_per_s"] for arch in ("mamba", "transformer")}
+        slower = tps["transformer"] / tps["mamba"]
+        print(f"Mamba training time / Transformer training time: {slower:.2f}")
+    print(
+        "peak RSS: resource.getrusage(RUSAGE_SELF).ru_maxrss of each child process "
+        "(includes the Python + torch runtime)"
+    )
+
+
+if __name__ == "__main__":
+    main()
