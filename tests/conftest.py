@@ -1,0 +1,114 @@
+"""Shared fixtures: real third-party MIDI files, folk tunes made with abc2midi, and a tiny
+builder for hand-made (and hostile) Standard MIDI Files."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from musegen.bench_tokenize import abc2midi_path, make_folk_midis, music21_corpus_dir
+
+DATA_DIR = Path(__file__).parent / "data"
+THIRDPARTY_DIR = DATA_DIR / "thirdparty"
+
+
+def thirdparty_files() -> list[Path]:
+    """MIDI files from the miditok / symusic source distributions (see their README)."""
+    return sorted(THIRDPARTY_DIR.glob("*.mid"))
+
+
+def music21_test_files() -> list[Path]:
+    """music21's ``midi/testPrimitive/*.mid`` (empty if music21 is not installed)."""
+    m21 = music21_corpus_dir()
+    return sorted((m21 / "midi" / "testPrimitive").glob("*.mid")) if m21 else []
+
+
+def real_midi_files() -> list[Path]:
+    """All real third-party test files: music21's and tests/data/thirdparty."""
+    return music21_test_files() + thirdparty_files()
+
+
+@pytest.fixture(scope="session")
+def real_midis() -> list[Path]:
+    files = real_midi_files()
+    assert files, "no real MIDI test files found"
+    return files
+
+
+@pytest.fixture(scope="session")
+def abc2midi() -> Path:
+    """Path of symusic's abc2midi binary (skips the test when it is missing)."""
+    exe = abc2midi_path()
+    if exe is None:
+        pytest.skip("abc2midi (from the symusic wheel) is not installed")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def folk_midis(tmp_path_factory: pytest.TempPathFactory, abc2midi: Path) -> list[Path]:
+    """40 Essen folk tunes (music21 corpus) converted to MIDI with abc2midi."""
+    files = make_folk_midis(40, tmp_path_factory.mktemp("folk"))
+    if not files:
+        pytest.skip("music21's essenFolksong corpus is not installed")
+    return files
+
+
+# -- hand-made MIDI bytes ---------------------------------------------------------------------
+
+
+def vlq(n: int) -> bytes:
+    """MIDI variable-length quantity."""
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    return bytes(reversed(out))
+
+
+def smf(
+    tracks: list[bytes],
+    *,
+    fmt: int = 1,
+    tpq: int = 480,
+    ntracks: int | None = None,
+    end_of_track: bool = True,
+) -> bytes:
+    """A Standard MIDI File from raw track event bytes (delta times included).
+
+    ``ntracks`` overrides the header's track count (to make it wrong on purpose);
+    ``end_of_track`` appends the end-of-track meta event to each track.
+    """
+    out = b"MThd" + struct.pack(">IHHH", 6, fmt, len(tracks) if ntracks is None else ntracks, tpq)
+    for t in tracks:
+        if end_of_track:
+            t = t + b"\x00\xff\x2f\x00"
+        out += b"MTrk" + struct.pack(">I", len(t)) + t
+    return out
+
+
+def note(delta: int, pitch: int, length: int, velocity: int = 100, channel: int = 0) -> bytes:
+    """Note on after ``delta`` ticks, note off ``length`` ticks later (velocity-0 note-on)."""
+    on = 0x90 | channel
+    return vlq(delta) + bytes([on, pitch, velocity]) + vlq(length) + bytes([on, pitch, 0])
+
+
+def tempo(delta: int, qpm: float) -> bytes:
+    return vlq(delta) + b"\xff\x51\x03" + round(60_000_000 / qpm).to_bytes(3, "big")
+
+
+def time_signature(delta: int, numerator: int, denominator: int) -> bytes:
+    dd = denominator.bit_length() - 1
+    return vlq(delta) + bytes([0xFF, 0x58, 4, numerator, dd, 24, 8])
+
+
+@pytest.fixture
+def midi_builder():
+    """The builders above, for tests in other files: ``midi_builder.smf(...)``."""
+    import types
+
+    return types.SimpleNamespace(
+        smf=smf, vlq=vlq, note=note, tempo=tempo, time_signature=time_signature
+    )
