@@ -1,0 +1,316 @@
+"""Checkpoint directories: ``model.safetensors`` + ``config.json`` (+ ``README.md``).
+
+Only safetensors and JSON are ever read: loading never unpickles, so no code in a file can
+run. Files are written to a temporary name and renamed into place; ``config.json`` records
+the SHA-256 of the weights it belongs to, so a crash between the two renames is detected on
+load instead of pairing a config with the wrong weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from musegen.errors import CheckpointError, ConfigError
+from musegen.models import ARCHITECTURES, build_from_config
+from musegen.tokenizer import Tokenizer
+
+FORMAT = "musegen-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "README.md"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: object) -> None:
+    """Write JSON atomically (temporary file + rename)."""
+    _atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata=None) -> None:
+    """Save tensors with safetensors, atomically. Tied weights are stored once."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    seen: dict[int, str] = {}
+    unique = {}
+    for name, t in tensors.items():
+        key = t.data_ptr()
+        if key in seen and t.data_ptr() != 0:
+            continue  # a tied parameter (embedding == head): stored under its first name
+        seen[key] = name
+        unique[name] = t.detach().contiguous().cpu()
+    save_file(unique, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: torch.nn.Module,
+    arch: str,
+    tokenizer: Tokenizer,
+    *,
+    training: dict | None = None,
+    metrics: dict | None = None,
+    card: str | None = None,
+) -> Path:
+    """Write a checkpoint directory for ``model`` (weights, config, optional model card)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / WEIGHTS
+    save_tensors(weights, model.state_dict(), metadata={"format": FORMAT})
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": arch,
+        "model": model_config_dict(model),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "tokenizer": tokenizer.to_dict(),
+        "training": training or {},
+        "metrics": metrics or {},
+        "weights_sha256": file_sha256(weights),
+    }
+    write_json(out / CONFIG, config)
+    if card is not None:
+        _atomic_write_bytes(out / CARD, card.encode())
+    return out
+
+
+def model_config_dict(model: torch.nn.Module) -> dict:
+    from dataclasses import asdict
+
+    return asdict(model.config)
+
+
+def read_config(directory: str | Path) -> dict:
+    """The parsed ``config.json`` of a checkpoint directory, validated."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise CheckpointError(
+            f"checkpoint not found: {path} is not a directory "
+            f"(use a shipped name: {', '.join(ARCHITECTURES)}, or a checkpoint directory)"
+        )
+    cfg_path = path / CONFIG
+    if not cfg_path.is_file() or not (path / WEIGHTS).is_file():
+        raise CheckpointError(
+            f"{path} is not a musegen checkpoint: it needs {WEIGHTS} and {CONFIG}"
+        )
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {e}") from e
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_path} is not a musegen checkpoint config")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer musegen (format {config['format_version']}); "
+            "upgrade musegen"
+        )
+    if config.get("arch") not in ARCHITECTURES:
+        raise CheckpointError(
+            f"{cfg_path} names unknown architecture {config.get('arch')!r}; "
+            f"known: {', '.join(ARCHITECTURES)}"
+        )
+    for key in ("model", "tokenizer"):
+        if not isinstance(config.get(key), dict):
+            raise CheckpointError(f"{cfg_path} lacks the {key!r} section")
+    return config
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; anything else (a pickle, garbage) is refused."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file ({e}); musegen never loads pickles"
+        ) from e
+
+
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, Tokenizer, dict]:
+    """Load (model in eval mode, tokenizer, config) from a checkpoint directory."""
+    path = Path(directory)
+    config = read_config(path)
+    weights = path / WEIGHTS
+    expected = config.get("weights_sha256")
+    if expected and file_sha256(weights) != expected:
+        raise CheckpointError(
+            f"{weights} does not match {CONFIG} (hash differs): the checkpoint is corrupt "
+            "or half-written; retrain or copy it again"
+        )
+    try:
+        tokenizer = Tokenizer.from_dict(config["tokenizer"])
+        model = build_from_config(config["arch"], config["model"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path / CONFIG}: {e}") from e
+    except (TypeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path / CONFIG} has an invalid model or tokenizer: {e}") from e
+    if getattr(model.config, "vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
+        raise CheckpointError(
+            f"{path}: model vocabulary ({model.config.vocab_size}) does not match the "
+            f"tokenizer's ({tokenizer.vocab_size})"
+        )
+    load_weights(model, load_tensors(weights), where=str(weights))
+    model.to(device).eval()
+    return model, tokenizer, config
+
+
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Copy tensors into ``model``, refusing missing, unexpected, misshapen or NaN weights."""
+    expected = model.state_dict()
+    # Tied parameters are stored once: fill the aliases from the stored name.
+    by_ptr: dict[int, list[str]] = {}
+    for name, t in expected.items():
+        by_ptr.setdefault(t.data_ptr(), []).append(name)
+    for names in by_ptr.values():
+        present = [n for n in names if n in tensors]
+        if present:
+            for n in names:
+                tensors.setdefault(n, tensors[present[0]])
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where} does not fit the architecture in config.json: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    for name, t in tensors.items():
+        if t.shape != expected[name].shape:
+            raise CheckpointError(
+                f"{where}: {name} has shape {tuple(t.shape)}, the config expects "
+                f"{tuple(expected[name].shape)}"
+            )
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"{where}: {name} contains NaN or infinite values")
+    model.load_state_dict(tensors, strict=True)
+
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def resolve(name_or_dir: str | Path) -> Path:
+    """A shipped model name (``lstm``, ``transformer``, ``mamba``) or a checkpoint directory."""
+    text = str(name_or_dir)
+    if text in ARCHITECTURES:
+        shipped = SHIPPED_DIR / text
+        if not (shipped / CONFIG).is_file():
+            raise CheckpointError(
+                f"the shipped {text!r} checkpoint is missing from {SHIPPED_DIR}; "
+                "reinstall musegen from its repository"
+            )
+        return shipped
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise CheckpointError(
+            f"no model {text!r}: use {', '.join(ARCHITECTURES)} or a checkpoint directory"
+        )
+    return path
+
+
+def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """Copy the files of a checkpoint directory (weights, config, card, logs)."""
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in Path(src).iterdir():
+        if f.is_file() and not f.name.startswith("."):
+            shutil.copyfile(f, dst / f.name)
+
+
+def render_card(config: dict) -> str:
+    """The model card (README.md) of a checkpoint, rendered from its config.json."""
+    arch = config["arch"]
+    tr = config.get("training", {})
+    tcfg = tr.get("config", {})
+    lines = [
+        f"# musegen {arch} ({tcfg.get('preset', 'custom')})",
+        "",
+        f"A {arch} decoder over musegen's REMI-style melody tokens, "
+        f'{config["parameters"]:,} parameters. Load it with `musegen.load("{arch}")` '
+        f'(shipped) or `musegen.load("path/to/this/folder")`.',
+        "",
+        "## Data and licence",
+        "",
+        "Trained on the training split of musegen's folk corpus (`musegen data folk`): the "
+        "essenFolksong, oneills1850, ryansMammoth and miscFolk ABC collections that ship with "
+        "the music21 package, converted with abc2midi, de-duplicated and split by tune. "
+        "**The music21 corpus is for non-commercial use; so is this model.**",
+        "",
+        "## Training",
+        "",
+    ]
+    if tr:
+        lines += [
+            f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",
+            f"- batch {tcfg.get('batch_size')} x {tcfg.get('seq_len')} tokens, AdamW, peak lr "
+            f"{tcfg.get('lr')}, warmup {tcfg.get('warmup_steps')} steps then cosine, "
+            f"transposition +-{tcfg.get('max_shift')} semitones, seed {tcfg.get('seed')}",
+            f"- trained on {tr.get('device')}, torch {tr.get('torch')}: "
+            f"{tr.get('train_seconds', 0) / 60:.1f} min, {tr.get('tokens_per_s', 0):,} tokens/s",
+            "",
+            "Reproduce (same data, budget and seed):",
+            "",
+            "```",
+            "musegen data folk --out data/folk",
+            f"musegen train --arch {arch} --data data/folk --out runs/{arch} "
+            f"--preset {tcfg.get('preset')} --tokens {tcfg.get('tokens')} "
+            f"--seed {tcfg.get('seed')}",
+            "```",
+            "",
+        ]
+    lines += ["## Results", ""]
+    metrics = config.get("metrics", {})
+    if metrics:
+        lines += [
+            "| split | tunes | notes | bits/note | pitch bits/note |",
+            "|---|---|---|---|---|",
+        ]
+        for split, m in metrics.items():
+            lines.append(
+                f"| {split} | {m.get('files')} | {m.get('notes')} | "
+                f"{m.get('bits_per_note', float('nan')):.3f} | "
+                f"{m.get('pitch_bits_per_note', float('nan')):.3f} |"
+            )
+        lines += [
+            "",
+            "Bits per note: -log2 p of every token of a tune, summed, divided by its notes. "
+            "Pitch bits per note counts only the pitch tokens (comparable to IDyOM's 2.1-2.7 "
+            "on Essen folk songs). Measured with "
+            f"`musegen eval --model checkpoints/{arch} --data data/folk --split test --record`.",
+        ]
+    else:
+        lines.append("Not evaluated yet.")
+    return "\n".join(lines) + "\n"
+
+
+def record_metrics(directory: str | Path, split: str, metrics: dict) -> None:
+    """Store measured metrics in a checkpoint's config.json and re-render its model card."""
+    path = Path(directory)
+    config = read_config(path)
+    config.setdefault("metrics", {})[split] = {
+        k: v
+        for k, v in metrics.items()
+        if k in ("files", "notes", "tokens", "bits_per_note", "pitch_bits_per_note")
+    }
+    write_json(path / CONFIG, config)
+    _atomic_write_bytes(path / CARD, render_card(config).encode())

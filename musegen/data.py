@@ -1,0 +1,414 @@
+"""The folk corpus, its split, and token datasets for training.
+
+`build_folk_corpus` converts the ABC collections that ship inside music21 to MIDI with the
+abc2midi binary from the symusic wheel, removes duplicates (a transposed copy is a duplicate),
+and splits by tune into train / validation / test. Tunes that share an opening (the same
+melody filed twice, possibly transposed or with a different ending) are grouped and always
+land in the same split, so no melody is on two sides. The split is recorded in
+``manifest.json``.
+
+`TokenDataset` tokenizes a split (or any folder of MIDI files) once, caches the ids as a
+packed array, and cuts training windows with transposition augmentation that keeps every
+pitch in range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from musegen.errors import DataError, MidiError
+from musegen.midi import Score, read_score
+
+FOLK_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "miscFolk")
+SPLITS = ("train", "validation", "test")
+SPLIT_FRACTIONS = {"train": 0.90, "validation": 0.05, "test": 0.05}
+OPENING_NOTES = 12  # tunes with the same first 12 (interval, rhythm) events are one group
+MANIFEST = "manifest.json"
+MIDI_SUFFIXES = (".mid", ".midi", ".MID", ".MIDI")
+
+
+# ---------------------------------------------------------------- locating the tools
+
+
+def music21_corpus_dir() -> Path:
+    """The ``corpus`` folder of the installed music21 package."""
+    try:
+        import music21
+    except ImportError as e:
+        raise DataError(
+            "building the folk corpus needs music21: pip install 'musegen[train]'"
+        ) from e
+    return Path(music21.__file__).parent / "corpus"
+
+
+def abc2midi_binary() -> Path:
+    """The abc2midi program shipped inside the symusic wheel (or one on PATH)."""
+    try:
+        import symusic
+
+        candidate = Path(symusic.__file__).parent / "bin" / "abc2midi"
+        if candidate.is_file():
+            return candidate
+    except ImportError:
+        pass
+    found = shutil.which("abc2midi")
+    if found:
+        return Path(found)
+    raise DataError("abc2midi not found: pip install 'musegen[train]' (symusic ships it)")
+
+
+# ---------------------------------------------------------------- ABC -> MIDI
+
+
+def _convert_abc_file(abc2midi: Path, abc_file: Path, out_dir: Path) -> list[Path]:
+    """Convert every tune of one ABC file; abc2midi names them <stem><X number>.mid."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    local = out_dir / abc_file.name  # abc2midi writes next to its input
+    shutil.copyfile(abc_file, local)
+    subprocess.run(
+        [str(abc2midi), local.name, "-silent", "-quiet"],
+        cwd=out_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    local.unlink()
+    return sorted(out_dir.glob("*.mid"))
+
+
+def _abc_files(corpus: Path) -> list[tuple[str, Path]]:
+    files = []
+    for collection in FOLK_COLLECTIONS:
+        folder = corpus / collection
+        if not folder.is_dir():
+            raise DataError(f"music21 corpus collection missing: {folder}")
+        files += [(collection, f) for f in sorted(folder.glob("*.abc"))]
+    return files
+
+
+# ---------------------------------------------------------------- de-duplication keys
+
+
+def melody_key(score: Score, limit: int | None = None) -> str:
+    """A transposition-invariant fingerprint: intervals, inter-onset times and durations."""
+    notes = sorted(score.notes)[:limit]
+    if not notes:
+        return ""
+    first = notes[0]
+    events = [(n.pitch - first.pitch, n.start - first.start, n.duration) for n in notes]
+    return hashlib.sha1(repr(events).encode()).hexdigest()
+
+
+def split_of(group_key: str) -> str:
+    """Deterministic split from a group key (stable across machines and runs)."""
+    u = int(group_key[:8], 16) / 0x100000000
+    if u < SPLIT_FRACTIONS["train"]:
+        return "train"
+    if u < SPLIT_FRACTIONS["train"] + SPLIT_FRACTIONS["validation"]:
+        return "validation"
+    return "test"
+
+
+@dataclass
+class _Tune:
+    collection: str
+    source: str  # ABC file name
+    ref: str  # X: reference number (from abc2midi's file name)
+    path: Path  # converted MIDI, in the temporary folder
+    notes: int
+    full_key: str
+    opening_key: str
+
+
+def _read_tune(collection: str, abc_name: str, midi_path: Path) -> _Tune | None:
+    stem = abc_name[: -len(".abc")]
+    ref = midi_path.stem[len(stem) :]
+    try:
+        score = read_score(midi_path)
+    except MidiError:
+        return None
+    if len(score.notes) < 8:
+        return None
+    return _Tune(
+        collection,
+        abc_name,
+        ref,
+        midi_path,
+        len(score.notes),
+        melody_key(score),
+        melody_key(score, OPENING_NOTES),
+    )
+
+
+# ---------------------------------------------------------------- the corpus
+
+
+def build_folk_corpus(out_dir: str | Path, *, progress: bool = True, workers: int = 2) -> dict:
+    """Build the folk corpus in ``out_dir``: ``midi/<split>/*.mid`` and ``manifest.json``.
+
+    Returns the counts per split (tunes, notes) that are also stored in the manifest.
+    Deterministic: the same music21 version gives the same files and the same split.
+    """
+    out = Path(out_dir)
+    if (out / MANIFEST).exists():
+        raise DataError(f"{out} already holds a corpus; remove it or choose another --out")
+    corpus = music21_corpus_dir()
+    abc2midi = abc2midi_binary()
+    abc_files = _abc_files(corpus)
+
+    with tempfile.TemporaryDirectory(prefix="musegen-abc-") as tmp:
+        tmp_dir = Path(tmp)
+
+        def convert(item: tuple[int, tuple[str, Path]]) -> list[tuple[str, str, Path]]:
+            i, (collection, abc_file) = item
+            mids = _convert_abc_file(abc2midi, abc_file, tmp_dir / f"{i:04d}")
+            return [(collection, abc_file.name, m) for m in mids]
+
+        with ThreadPoolExecutor(workers) as pool:
+            converted = [
+                m
+                for ms in tqdm(
+                    pool.map(convert, enumerate(abc_files)),
+                    total=len(abc_files),
+                    desc="abc2midi",
+                    disable=not progress,
+                )
+                for m in ms
+            ]
+        tunes = [
+            t
+            for t in (
+                _read_tune(c, a, m)
+                for c, a, m in tqdm(converted, desc="reading", disable=not progress)
+            )
+            if t is not None
+        ]
+
+        seen: set[str] = set()
+        unique = []
+        for t in tunes:  # abc files in sorted order, so the kept copy is deterministic
+            if t.full_key not in seen:
+                seen.add(t.full_key)
+                unique.append(t)
+
+        records = []
+        for t in unique:
+            split = split_of(t.opening_key)
+            name = f"{t.collection}_{Path(t.source).stem}_{t.ref}.mid"
+            dest = out / "midi" / split / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(t.path, dest)
+            records.append(
+                {
+                    "file": f"midi/{split}/{name}",
+                    "split": split,
+                    "collection": t.collection,
+                    "abc": t.source,
+                    "ref": t.ref,
+                    "notes": t.notes,
+                    "group": t.opening_key[:16],
+                }
+            )
+
+    counts = {
+        s: {
+            "tunes": sum(r["split"] == s for r in records),
+            "notes": sum(r["notes"] for r in records if r["split"] == s),
+        }
+        for s in SPLITS
+    }
+    manifest = {
+        "name": "folk",
+        "collections": list(FOLK_COLLECTIONS),
+        "converted": len(converted),
+        "readable": len(tunes),
+        "duplicates_removed": len(tunes) - len(unique),
+        "counts": counts,
+        "licence": "music21 corpus: for non-commercial use",
+        "tunes": records,
+    }
+    _write_json_atomic(out / MANIFEST, manifest)
+    return manifest
+
+
+def _write_json_atomic(path: Path, obj: object) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def split_files(data_dir: str | Path, split: str) -> list[Path]:
+    """MIDI files of one split: from a corpus manifest, or any folder of MIDI files.
+
+    A folder without a manifest is split deterministically by file name hash
+    (train 90% / validation 5% / test 5%).
+    """
+    root = Path(data_dir)
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if not root.is_dir():
+        raise DataError(f"data directory not found: {root}")
+    manifest = root / MANIFEST
+    if manifest.exists():
+        records = json.loads(manifest.read_text())["tunes"]
+        return [root / r["file"] for r in records if r["split"] == split]
+    files = sorted(p for p in root.rglob("*") if p.suffix in MIDI_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"no MIDI files (.mid/.midi) under {root}")
+    key = lambda p: hashlib.sha1(str(p.relative_to(root)).encode()).hexdigest()  # noqa: E731
+    return [p for p in files if split_of(key(p)) == split]
+
+
+# ---------------------------------------------------------------- token datasets
+
+
+@dataclass
+class TokenArrays:
+    """Every tune of a split as one packed id array plus per-tune offsets."""
+
+    ids: np.ndarray  # (N,) int16, tunes back to back, each BOS ... EOS
+    offsets: np.ndarray  # (tunes + 1,) int64, tune i is ids[offsets[i]:offsets[i+1]]
+    notes: np.ndarray  # (tunes,) int64, notes per tune
+    files: list[str]
+
+    def tune(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+def tokenize_split(
+    data_dir: str | Path, split: str, tokenizer, *, progress: bool = True
+) -> TokenArrays:
+    """Token ids of a split, cached under ``<data_dir>/tokens/<tokenizer hash>/``.
+
+    Files that cannot be read are skipped (and counted in the cache's info file).
+    """
+    root = Path(data_dir)
+    config = json.dumps(tokenizer.to_dict(), sort_keys=True)
+    cache = root / "tokens" / hashlib.sha1(config.encode()).hexdigest()[:12]
+    files = split_files(root, split)
+    fingerprint = hashlib.sha1("\n".join(str(f) for f in files).encode()).hexdigest()
+    stem = cache / split
+    meta_path = stem.with_suffix(".json")
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") == fingerprint:
+            return TokenArrays(
+                np.load(f"{stem}.ids.npy", mmap_mode="r"),
+                np.load(f"{stem}.offsets.npy"),
+                np.load(f"{stem}.notes.npy"),
+                meta["files"],
+            )
+    chunks, notes, kept, skipped = [], [], [], 0
+    for f in tqdm(files, desc=f"tokenizing {split}", disable=not progress):
+        try:
+            score = read_score(f)
+            ids = tokenizer.encode_score(score)
+        except MidiError:
+            skipped += 1
+            continue
+        if not score.notes:
+            skipped += 1
+            continue
+        chunks.append(np.asarray(ids, dtype=np.int16))
+        notes.append(len(score.notes))
+        kept.append(str(f.relative_to(root)) if f.is_relative_to(root) else str(f))
+    if not chunks:
+        raise DataError(f"no readable MIDI files in split {split!r} of {root}")
+    lengths = np.array([len(c) for c in chunks], dtype=np.int64)
+    arrays = TokenArrays(
+        np.concatenate(chunks),
+        np.concatenate([[0], np.cumsum(lengths)]),
+        np.array(notes, dtype=np.int64),
+        kept,
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, arr in (("ids", arrays.ids), ("offsets", arrays.offsets), ("notes", arrays.notes)):
+        tmp = Path(f"{stem}.{name}.tmp.npy")
+        np.save(tmp, arr)
+        os.replace(tmp, f"{stem}.{name}.npy")
+    (cache / "tokenizer.json").write_text(config)
+    _write_json_atomic(
+        meta_path,
+        {"fingerprint": fingerprint, "files": kept, "skipped": skipped, "tokens": len(arrays.ids)},
+    )
+    return arrays
+
+
+class Transposer:
+    """Shift PITCH tokens by a random number of semitones, keeping every pitch in range."""
+
+    def __init__(self, pitch_id_lo: int, pitch_id_hi: int, max_shift: int = 6):
+        self.lo = pitch_id_lo  # id of the lowest PITCH token
+        self.hi = pitch_id_hi  # id of the highest PITCH token
+        self.max_shift = max_shift
+
+    def __call__(self, window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        is_pitch = (window >= self.lo) & (window <= self.hi)
+        if self.max_shift == 0 or not is_pitch.any():
+            return window
+        pitches = window[is_pitch]
+        down = max(-self.max_shift, self.lo - int(pitches.min()))
+        up = min(self.max_shift, self.hi - int(pitches.max()))
+        shift = int(rng.integers(down, up + 1))
+        out = window.copy()
+        out[is_pitch] += shift
+        return out
+
+
+def training_windows(
+    arrays: TokenArrays,
+    length: int,
+    batch: int,
+    rng: np.random.Generator,
+    transposer: Transposer | None = None,
+) -> Iterator[np.ndarray]:
+    """Endless batches (batch, length + 1) of windows cut from the packed stream.
+
+    A window starts at a random token of the stream and may cross from one tune into the
+    next (packing, as every tune is framed by BOS ... EOS). Deterministic given ``rng``.
+    """
+    stream = arrays.ids
+    if len(stream) < length + 1:
+        raise DataError(f"the data has {len(stream)} tokens; need at least {length + 1}")
+    high = len(stream) - length - 1
+    while True:
+        starts = rng.integers(0, high + 1, size=batch)
+        rows = [np.asarray(stream[s : s + length + 1], dtype=np.int64) for s in starts]
+        if transposer is not None:
+            rows = [transposer(r, rng) for r in rows]
+        yield np.stack(rows)
+
+
+def corpus_counts(data_dir: str | Path, tokenizer) -> dict:
+    """Tunes, notes and tokens per split (for the README and `musegen data folk`)."""
+    out = {}
+    for split in SPLITS:
+        arrays = tokenize_split(data_dir, split, tokenizer, progress=False)
+        out[split] = {
+            "tunes": len(arrays),
+            "notes": int(arrays.notes.sum()),
+            "tokens": int(len(arrays.ids)),
+        }
+    return out
+
+
+def eval_tunes(arrays: TokenArrays, limit: int | None = None) -> Sequence[np.ndarray]:
+    """The tunes of a split as separate id arrays (evaluation scores whole tunes)."""
+    n = len(arrays) if limit is None else min(limit, len(arrays))
+    return [np.asarray(arrays.tune(i), dtype=np.int64) for i in range(n)]

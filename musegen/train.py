@@ -1,0 +1,375 @@
+"""The training loop: one process, or several with torchrun (DistributedDataParallel).
+
+Deterministic on CPU for a given seed. Every ``eval_every`` steps it measures validation bits
+per note, keeps the best weights as the checkpoint in ``out`` and writes a resume state
+(optimizer, schedule position, RNG states) to ``out/resume``, so a killed run continued with
+``resume=True`` ends with the same weights as one that was never interrupted.
+
+With torchrun every rank draws the same global batch from the same generator and trains on
+its own rows; DDP averages the gradients, so N processes match one process on the same
+global batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from musegen import checkpoint as ckpt
+from musegen.data import Transposer, tokenize_split, training_windows
+from musegen.errors import ConfigError, MuseGenError
+from musegen.evaluate import evaluate_model
+from musegen.models import ARCHITECTURES, build, count_parameters
+from musegen.tokenizer import Tokenizer
+
+RESUME_DIR = "resume"
+LOG = "log.csv"
+CURVE = "curve.png"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint's config.json)."""
+
+    arch: str
+    data: str
+    out: str
+    preset: str = "small"
+    tokens: int = 20_000_000  # training budget in tokens (steps = tokens / (batch * seq_len))
+    batch_size: int = 16
+    seq_len: int = 512
+    lr: float = 1.5e-3
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 200
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    max_shift: int = 6  # transposition augmentation, semitones each way
+    eval_every: int = 250
+    eval_tunes: int = 250  # validation tunes scored during training (all of them at the end)
+    patience: int = 8  # early stop after this many evaluations without improvement
+    seed: int = 0
+    init: str | None = None  # fine-tune from a checkpoint (shipped name or directory)
+    device: str = "auto"
+    overrides: dict = field(default_factory=dict)  # model config overrides
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"unknown --arch {self.arch!r}; choose {', '.join(ARCHITECTURES)}")
+        for name in ("tokens", "batch_size", "seq_len", "eval_every", "eval_tunes", "patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 < self.lr < 1:
+            raise ConfigError("--lr must be between 0 and 1 (e.g. 1.5e-3)")
+
+    @property
+    def steps(self) -> int:
+        return max(1, self.tokens // (self.batch_size * self.seq_len))
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to ``lr * min_lr_ratio`` at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def check_writable(out: Path, need_bytes: int) -> None:
+    """Fail before training if the output folder cannot take the checkpoints."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise MuseGenError(f"cannot write to --out {out}: {e.strerror or e}") from e
+    free = shutil.disk_usage(out).free
+    if free < need_bytes:
+        raise MuseGenError(
+            f"not enough disk space in {out}: {free // 2**20} MB free, "
+            f"{need_bytes // 2**20} MB needed for checkpoints"
+        )
+
+
+# ------------------------------------------------------------------ distributed
+
+
+def _dist():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), world
+
+
+# ------------------------------------------------------------------ resume state
+
+
+def save_resume(out: Path, model, optimizer, state: dict) -> None:
+    """Write the resume state as a new folder, then swap it in (never half-written)."""
+    tmp = out / f".{RESUME_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for pid, s in opt["state"].items():
+        for k, v in s.items():
+            tensors[f"opt.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    tensors["torch_rng"] = torch.get_rng_state()
+    ckpt.save_tensors(tmp / "state.safetensors", tensors)
+    ckpt.write_json(tmp / "state.json", {**state, "param_groups": opt["param_groups"]})
+    final, old = out / RESUME_DIR, out / f".{RESUME_DIR}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_resume(out: Path, model, optimizer) -> dict:
+    folder = out / RESUME_DIR
+    if not folder.is_dir() and (out / f".{RESUME_DIR}.old").is_dir():
+        folder = out / f".{RESUME_DIR}.old"  # killed between the two renames
+    if not (folder / "state.json").is_file():
+        raise MuseGenError(f"--resume: no resume state in {out}; start without --resume")
+    state = json.loads((folder / "state.json").read_text())
+    tensors = ckpt.load_tensors(folder / "state.safetensors")
+    ckpt.load_weights(
+        model,
+        {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")},
+        where=str(folder),
+    )
+    opt_state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            opt_state.setdefault(int(pid), {})[name] = v
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
+    torch.set_rng_state(tensors["torch_rng"])
+    return state
+
+
+# ------------------------------------------------------------------ logging
+
+
+def write_curve(out: Path) -> None:
+    """PNG of training loss and validation bits per note against tokens seen."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = list(csv.DictReader(open(out / LOG)))
+    if not rows:
+        return
+    tokens = [int(r["tokens"]) / 1e6 for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(tokens, [float(r["train_bits_per_token"]) for r in rows], label="train bits/token")
+    ax2 = ax.twinx()
+    ax2.plot(tokens, [float(r["val_bits_per_note"]) for r in rows], "C1", label="val bits/note")
+    ax.set_xlabel("tokens seen (M)")
+    ax.set_ylabel("train bits / token")
+    ax2.set_ylabel("validation bits / note")
+    fig.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out / CURVE)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train a model as configured; return the final metrics. The best weights are in cfg.out."""
+    rank, world = _dist()
+    device = pick_device(cfg.device)
+    out = Path(cfg.out)
+    if cfg.batch_size % world:
+        raise ConfigError(f"--batch-size {cfg.batch_size} must divide by {world} processes")
+    torch.manual_seed(cfg.seed)
+
+    if cfg.init:
+        model, tokenizer, init_config = ckpt.load_checkpoint(ckpt.resolve(cfg.init))
+        if init_config["arch"] != cfg.arch:
+            raise ConfigError(
+                f"--init {cfg.init} is a {init_config['arch']} model; use --arch "
+                f"{init_config['arch']}"
+            )
+        model.train()
+    else:
+        tokenizer = Tokenizer()
+        model = build(cfg.arch, tokenizer.vocab_size, cfg.preset, **cfg.overrides)
+    model.to(device)
+    params = count_parameters(model)
+    if rank == 0:
+        check_writable(out, need_bytes=params * 4 * 4 + 50 * 2**20)
+
+    train_arrays = tokenize_split(cfg.data, "train", tokenizer, progress=progress and rank == 0)
+    val_arrays = tokenize_split(cfg.data, "validation", tokenizer, progress=False)
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
+    rng = np.random.default_rng(cfg.seed)
+    state = {"step": 0, "best": None, "stale": 0, "train_seconds": 0.0, "rng": None}
+    if resume:
+        state = load_resume(out, model, optimizer)
+        rng.bit_generator.state = state["rng"]
+    elif rank == 0:
+        with open(out / LOG, "w", newline="") as f:
+            csv.writer(f).writerow(
+                [
+                    "step",
+                    "tokens",
+                    "lr",
+                    "train_bits_per_token",
+                    "val_bits_per_note",
+                    "val_pitch_bits_per_note",
+                    "tokens_per_s",
+                    "seconds",
+                ]
+            )
+
+    lo, hi = int(tokenizer.pitch_ids[0]), int(tokenizer.pitch_ids[-1])
+    transposer = Transposer(lo, hi, cfg.max_shift) if cfg.max_shift else None
+    windows = training_windows(train_arrays, cfg.seq_len, cfg.batch_size, rng, transposer)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    tokens_per_step = cfg.batch_size * cfg.seq_len
+    bar = tqdm(
+        total=cfg.steps,
+        initial=state["step"],
+        disable=not progress or rank != 0,
+        desc=f"train {cfg.arch}",
+        file=sys.stderr,
+    )
+    window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+    model.train()
+    while state["step"] < cfg.steps:
+        step = state["step"]
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = torch.from_numpy(next(windows))[rank::world].to(device)  # (B/world, T+1)
+        with autocast:
+            logits = net(batch[:, :-1])  # (b, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        state["step"] = step + 1
+        window_loss += loss.item()
+        window_steps += 1
+        bar.update(1)
+
+        last = state["step"] == cfg.steps
+        if state["step"] % cfg.eval_every and not last:
+            continue
+        elapsed = time.perf_counter() - window_start
+        state["train_seconds"] += elapsed
+        tok_s = window_steps * tokens_per_step / max(elapsed, 1e-9)
+        stop = torch.zeros(1)
+        if rank == 0:
+            metrics = evaluate_model(
+                model, tokenizer, val_arrays, limit=None if last else cfg.eval_tunes
+            )
+            improved = state["best"] is None or metrics["bits_per_note"] < state["best"]
+            if improved:
+                state["best"], state["stale"] = metrics["bits_per_note"], 0
+                ckpt.save_checkpoint(
+                    out,
+                    model,
+                    cfg.arch,
+                    tokenizer,
+                    training=_training_record(cfg, state, params, tok_s, device),
+                    metrics={"validation": metrics},
+                )
+            else:
+                state["stale"] += 1
+            with open(out / LOG, "a", newline="") as f:
+                csv.writer(f).writerow(
+                    [
+                        state["step"],
+                        state["step"] * tokens_per_step,
+                        f"{lr:.3e}",
+                        f"{window_loss / window_steps / math.log(2):.4f}",
+                        f"{metrics['bits_per_note']:.4f}",
+                        f"{metrics['pitch_bits_per_note']:.4f}",
+                        f"{tok_s:.0f}",
+                        f"{state['train_seconds']:.1f}",
+                    ]
+                )
+            write_curve(out)
+            bar.set_postfix(
+                loss=f"{window_loss / window_steps:.3f}",
+                val_bpn=f"{metrics['bits_per_note']:.3f}",
+                tok_s=f"{tok_s:.0f}",
+            )
+            state["rng"] = rng.bit_generator.state
+            save_resume(out, model, optimizer, state)
+            stop[0] = float(state["stale"] >= cfg.patience)
+        if world > 1:
+            torch.distributed.broadcast(stop, 0)
+        window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+        if stop.item():
+            break
+    bar.close()
+    result = {
+        "steps": state["step"],
+        "best_val_bits_per_note": state["best"],
+        "train_seconds": state["train_seconds"],
+    }
+    if rank == 0:
+        ckpt.write_json(out / "train_result.json", result)
+    return result
+
+
+def _training_record(cfg: TrainConfig, state: dict, params: int, tok_s: float, device) -> dict:
+    return {
+        "config": {k.name: getattr(cfg, k.name) for k in fields(cfg)},
+        "steps": state["step"],
+        "tokens_seen": state["step"] * cfg.batch_size * cfg.seq_len,
+        "train_seconds": round(state["train_seconds"], 1),
+        "tokens_per_s": round(tok_s),
+        "parameters": params,
+        "device": str(device)
+        if device.type != "cpu"
+        else f"cpu ({torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+    }
