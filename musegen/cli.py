@@ -1,0 +1,279 @@
+"""`musegen ...`: thin subcommands that parse arguments, call the library and print.
+
+Exit status: 0 done; 2 bad usage or bad input (one line on stderr, no traceback).
+Defaults come from the library (dataclass fields and signatures), never restated here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from musegen.errors import MuseGenError
+
+USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"musegen {self.prog.split(' ', 1)[-1]}: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(USER_ERROR)
+
+
+def _defaults(cls) -> dict:
+    return {
+        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+    }
+
+
+def _signature_defaults(func: Callable) -> dict:
+    return {
+        name: p.default
+        for name, p in inspect.signature(func).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+# ------------------------------------------------------------------ subcommands
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from musegen.generate import load
+
+    started = time.perf_counter()
+    model = load(args.model)
+    options = dict(
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        seed=args.seed,
+        key=args.key,
+        pitch_range=args.pitch_range,
+    )
+    outs = model.variations(
+        args.input,
+        args.variations,
+        args.bars,
+        track=args.track,
+        continuation_only=args.continuation_only,
+        **options,
+    )
+    out = Path(args.output)
+    paths = (
+        [out]
+        if len(outs) == 1
+        else [
+            out.with_name(f"{out.stem}_{i}{out.suffix or '.mid'}") for i in range(1, len(outs) + 1)
+        ]
+    )
+    for pm, path in zip(outs, paths, strict=True):
+        try:
+            pm.write(str(path))
+        except OSError as e:
+            raise MuseGenError(f"cannot write {path}: {e.strerror or e}") from None
+    took = time.perf_counter() - started
+    names = ", ".join(str(p) for p in paths)
+    print(f"wrote {names} ({args.bars} bars, {model.name}, {took:.2f} s)")
+    return 0
+
+
+def _pitch_range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("use LOW-HIGH in MIDI numbers, e.g. 55-84") from None
+    return lo, hi
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from musegen.tokenizer import Tokenizer
+
+    tok = Tokenizer()
+    ids = tok.encode(args.input, track=args.track)
+    if args.json:
+        print(json.dumps({"ids": ids, "tokens": [tok.id_to_token(i) for i in ids]}))
+    else:
+        print(" ".join(tok.id_to_token(i) for i in ids))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from musegen.data import build_folk_corpus, corpus_counts
+    from musegen.tokenizer import Tokenizer
+
+    manifest = build_folk_corpus(args.out, progress=not args.quiet)
+    counts = corpus_counts(args.out, Tokenizer())
+    print(
+        f"{manifest['converted']} tunes converted, {manifest['duplicates_removed']} duplicates "
+        f"removed -> {args.out}"
+    )
+    print(f"{'split':<12}{'tunes':>8}{'notes':>10}{'tokens':>11}")
+    for split, c in counts.items():
+        print(f"{split:<12}{c['tunes']:>8}{c['notes']:>10}{c['tokens']:>11}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from musegen.train import TrainConfig, train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    result = train(cfg, resume=args.resume, progress=not args.quiet)
+    print(
+        f"trained {result['steps']} steps in {result['train_seconds']:.0f} s; best validation "
+        f"{result['best_val_bits_per_note']:.3f} bits/note; checkpoint in {cfg.out}"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from musegen.evaluate import evaluate_named
+
+    result = evaluate_named(args.model, args.data, split=args.split, limit=args.limit)
+    if args.record and args.model != "ngram":
+        from musegen.checkpoint import record_metrics, resolve
+
+        record_metrics(resolve(args.model), args.split, result)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<22}{value:.4f}" if isinstance(value, float) else f"{key:<22}{value}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from musegen.checkpoint import SHIPPED_DIR, read_config
+    from musegen.models import ARCHITECTURES
+
+    print(f"{'name':<13}{'parameters':>11}  {'test bits/note':>14}  {'pitch bits/note':>15}")
+    for name in ARCHITECTURES:
+        try:
+            cfg = read_config(SHIPPED_DIR / name)
+        except MuseGenError:
+            print(f"{name:<13}{'(missing)':>11}")
+            continue
+        test = cfg.get("metrics", {}).get("test", {})
+        bpn = f"{test['bits_per_note']:.3f}" if "bits_per_note" in test else "-"
+        pbpn = f"{test['pitch_bits_per_note']:.3f}" if "pitch_bits_per_note" in test else "-"
+        print(f"{name:<13}{cfg['parameters']:>11,}  {bpn:>14}  {pbpn:>15}")
+    return 0
+
+
+# ------------------------------------------------------------------ the parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from musegen import __version__
+    from musegen.generate import MuseGen, load
+    from musegen.train import TrainConfig
+
+    parser = _Parser(
+        prog="musegen",
+        description="Continue melodies with LSTM, Transformer and Mamba models.",
+    )
+    parser.add_argument("--version", action="version", version=f"musegen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    def add(name: str, func: Callable, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, formatter_class=fmt)
+        p.set_defaults(func=func)
+        return p
+
+    g = _signature_defaults(MuseGen.continue_midi)
+    p = add("generate", cmd_generate, "continue a MIDI melody (or compose from scratch)")
+    p.add_argument("input", nargs="?", default=None, help="MIDI primer (omit: from scratch)")
+    p.add_argument("-o", "--output", required=True, help="output .mid (OUT_1.mid... if several)")
+    p.add_argument(
+        "--model",
+        default=_signature_defaults(load)["name_or_dir"],
+        help="lstm | transformer | mamba | checkpoint dir",
+    )
+    p.add_argument("--bars", type=int, default=g["bars"], help="bars to add")
+    p.add_argument("--variations", type=int, default=1, help="how many continuations")
+    p.add_argument("--temperature", type=float, default=g["temperature"])
+    p.add_argument("--top-k", type=int, default=g["top_k"], help="0 or unset: off")
+    p.add_argument("--top-p", type=float, default=g["top_p"], help="1: off")
+    p.add_argument("--min-p", type=float, default=g["min_p"], help="0 or unset: off")
+    p.add_argument("--seed", type=int, default=g["seed"], help="same seed, same notes")
+    p.add_argument("--key", default=g["key"], help="auto | a key such as 'D major' | unset")
+    p.add_argument(
+        "--pitch-range", type=_pitch_range, default=g["pitch_range"], help="LOW-HIGH MIDI pitches"
+    )
+    p.add_argument("--track", type=int, default=g["track"], help="track of a multi-track file")
+    p.add_argument("--continuation-only", action="store_true", help="write only the new bars")
+
+    p = add("tokenize", cmd_tokenize, "print the tokens of a MIDI file")
+    p.add_argument("input", help="MIDI file")
+    p.add_argument("--track", type=int, default=None, help="track index (default: all non-drum)")
+    p.add_argument("--json", action="store_true", help="print ids and tokens as JSON")
+
+    p = add("data", cmd_data, "build a training corpus")
+    p.add_argument("corpus", choices=["folk"], help="which corpus")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    d = _defaults(TrainConfig)
+    p = add("train", cmd_train, "train a model on a corpus or a folder of MIDI files")
+    p.add_argument("--arch", required=True, help="lstm | transformer | mamba")
+    p.add_argument("--data", required=True, help="corpus dir (musegen data) or MIDI folder")
+    p.add_argument("--out", required=True, help="checkpoint directory to write")
+    p.add_argument("--preset", default=d["preset"], help="model size preset")
+    p.add_argument("--tokens", type=int, default=d["tokens"], help="training budget in tokens")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--seq-len", type=int, default=d["seq_len"])
+    p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate")
+    p.add_argument("--warmup-steps", type=int, default=d["warmup_steps"])
+    p.add_argument("--eval-every", type=int, default=d["eval_every"], help="steps")
+    p.add_argument("--eval-tunes", type=int, default=d["eval_tunes"])
+    p.add_argument("--patience", type=int, default=d["patience"], help="early stop, in evals")
+    p.add_argument("--max-shift", type=int, default=d["max_shift"], help="transposition range")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--init", default=None, help="fine-tune from a checkpoint name or dir")
+    p.add_argument("--device", default=d["device"], help="auto | cpu | cuda")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = add("eval", cmd_eval, "bits per note of a model (or the n-gram baseline) on a corpus")
+    p.add_argument("--model", required=True, help="lstm | transformer | mamba | ngram | DIR")
+    p.add_argument("--data", required=True, help="corpus directory")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--limit", type=int, default=None, help="score only the first N tunes")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--record", action="store_true", help="store the result in the checkpoint")
+
+    add("models", cmd_models, "list the shipped models")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return USER_ERROR
+    try:
+        return args.func(args)
+    except MuseGenError as e:
+        print(f"musegen {args.command}: {e}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

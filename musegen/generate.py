@@ -1,0 +1,316 @@
+"""`MuseGen`: a model and its tokenizer, behind the calls musicians and scripts use.
+
+    m = musegen.load("mamba")
+    pm = m.continue_midi("clip.mid", bars=8, seed=1)        # pretty_midi.PrettyMIDI
+    for msg in m.stream("clip.mid", bars=8): port.send(msg)   # mido.Message, .time in seconds
+
+A source is a path, raw bytes, a binary file object, a ``pretty_midi.PrettyMIDI`` or a
+``mido.MidiFile``. The primer's notes come back unchanged (read at 960 ticks per quarter, not
+re-quantized to the model's grid); the continuation follows the primer's tempo, metre and
+instrument and spans exactly ``bars`` bars that start at the first bar line after the primer's
+last note ends.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pretty_midi
+import torch
+
+from musegen import checkpoint as ckpt
+from musegen.errors import ConfigError, MidiError
+from musegen.evaluate import bits_per_note, token_nll
+from musegen.grammar import Phase
+from musegen.midi import Note, Score, Track, read_score, score_to_pretty_midi
+from musegen.sample import Constraints, Sampling, generate, generate_iter
+from musegen.theory import Key, detect_key, parse_key
+from musegen.tokenizer import Tokenizer
+
+FINE_TICKS_PER_QUARTER = 960  # the primer is kept at this resolution in the output
+
+
+@dataclass
+class Primer:
+    """A source prepared for generation."""
+
+    grid: Score  # on the model's grid: what the model reads
+    fine: Score | None  # at 960 ticks per quarter: what goes back into the output
+    context: list[int]  # token ids, BOS ... up to the BAR that opens the continuation
+    start: int  # grid tick where the continuation starts
+    metre: tuple[int, int]
+    tempo: float  # quarter notes per minute at the continuation's start
+    velocity: int  # the primer's median velocity, given to generated notes
+
+
+def _reusable(source: Any) -> Any:
+    """File objects can be read once; read them into bytes so the source can be read twice."""
+    if hasattr(source, "read") and not hasattr(source, "tracks"):
+        return source.read()
+    return source
+
+
+class MuseGen:
+    """A loaded model: continue, vary, stream and score melodies."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, config: dict, name: str):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.name = name
+
+    @property
+    def arch(self) -> str:
+        return self.config["arch"]
+
+    def __repr__(self) -> str:
+        return f"MuseGen({self.name!r}, arch={self.arch}, parameters={self.config['parameters']:,})"
+
+    # ------------------------------------------------------------------ preparing
+
+    def prepare(self, source: Any = None, *, track: int | None = None) -> Primer:
+        """Read a primer (or nothing, to compose from scratch) and find where to continue."""
+        tok = self.tokenizer
+        if source is None:
+            return Primer(Score(tok.ticks_per_quarter), None, [tok.bos_id], 0, (4, 4), 120.0, 90)
+        source = _reusable(source)
+        grid = read_score(source, track=track, ticks_per_quarter=tok.ticks_per_quarter)
+        if not grid.notes:
+            raise MidiError(
+                "the MIDI file has no notes to continue (drum tracks are skipped unless chosen "
+                "with track=); give a file with a melody, or no file to compose from scratch"
+            )
+        fine = read_score(source, track=track, ticks_per_quarter=FINE_TICKS_PER_QUARTER)
+        context = tok.encode_score(grid, add_eos=False)
+        state = tok.grammar().walk(context)
+        # Open bars until the one where the primer's last note has ended.
+        bars_to_open = max(1, -(-(grid.end - state.bar_start) // state.bar_ticks))
+        context += [tok.bar_id] * bars_to_open
+        start = state.bar_start + bars_to_open * state.bar_ticks
+        tempo = next(q for t, q in reversed(grid.tempos) if t <= start)
+        velocity = int(statistics.median(n.velocity for n in grid.notes))
+        metre = tok.time_signatures[state.timesig]
+        return Primer(grid, fine, context, start, metre, tempo, velocity)
+
+    def _constraints(self, primer: Primer, bars: int, key: str | Key | None, pitch_range):
+        if isinstance(key, str):
+            if key.strip().lower() == "auto":
+                if not primer.grid.notes:
+                    raise ConfigError("key='auto' needs a primer with notes; name a key instead")
+                key = detect_key((n.pitch, n.duration) for n in primer.grid.notes)
+            else:
+                key = parse_key(key)
+        elif key is not None and not isinstance(key, Key):
+            raise ConfigError(f"key must be a name like 'D major', 'auto' or None (got {key!r})")
+        return Constraints(bars=bars, key=key, pitch_range=pitch_range)
+
+    # ------------------------------------------------------------------ generating
+
+    def generate_ids(
+        self,
+        primer: Primer,
+        *,
+        n: int = 1,
+        bars: int = 8,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = 0.95,
+        min_p: float | None = None,
+        seed: int | None = None,
+        key: str | Key | None = None,
+        pitch_range: tuple[int, int] | None = None,
+    ) -> list[list[int]]:
+        """Token ids of ``n`` continuations of a prepared primer (each ends with EOS)."""
+        constraints = self._constraints(primer, bars, key, pitch_range)
+        sampling = Sampling(temperature, top_k, top_p, min_p)
+        return generate(
+            self.model,
+            self.tokenizer,
+            primer.context,
+            n=n,
+            constraints=constraints,
+            sampling=sampling,
+            seed=seed,
+        )
+
+    def to_midi(
+        self, primer: Primer, ids: list[int], *, continuation_only: bool = False
+    ) -> pretty_midi.PrettyMIDI:
+        """Primer (unchanged) + the decoded continuation, as a PrettyMIDI."""
+        tok = self.tokenizer
+        decoded = tok.decode_score(primer.context + ids)
+        new = [n for n in decoded.notes if n.start >= primer.start]
+        fine = primer.fine
+        if continuation_only or fine is None:
+            program = fine.tracks[0] if fine is not None and fine.tracks else Track()
+            shift = primer.start
+            score = Score(
+                tok.ticks_per_quarter,
+                [replace(n, start=n.start - shift, velocity=primer.velocity, track=0) for n in new],
+                [program],
+                [(0, *primer.metre)],
+                [(0, primer.tempo)],
+            )
+            return score_to_pretty_midi(score)
+        f = FINE_TICKS_PER_QUARTER // tok.ticks_per_quarter
+        notes = list(fine.notes) + [
+            Note(n.start * f, n.pitch, n.duration * f, primer.velocity, 0) for n in new
+        ]
+        score = Score(
+            FINE_TICKS_PER_QUARTER, sorted(notes), fine.tracks, fine.time_signatures, fine.tempos
+        )
+        return score_to_pretty_midi(score)
+
+    def variations(
+        self,
+        source: Any = None,
+        n: int = 4,
+        bars: int = 8,
+        *,
+        track: int | None = None,
+        continuation_only: bool = False,
+        **sampling: Any,
+    ) -> list[pretty_midi.PrettyMIDI]:
+        """``n`` different continuations of one primer, sampled together in one batch.
+
+        Keyword arguments as `continue_midi` (temperature, top_k, top_p, min_p, seed, key,
+        pitch_range).
+        """
+        primer = self.prepare(source, track=track)
+        rows = self.generate_ids(primer, n=n, bars=bars, **sampling)
+        return [self.to_midi(primer, r, continuation_only=continuation_only) for r in rows]
+
+    def continue_midi(
+        self,
+        source: Any = None,
+        bars: int = 8,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = 0.95,
+        min_p: float | None = None,
+        seed: int | None = None,
+        key: str | Key | None = None,
+        *,
+        track: int | None = None,
+        pitch_range: tuple[int, int] | None = None,
+        continuation_only: bool = False,
+    ) -> pretty_midi.PrettyMIDI:
+        """Continue a melody by ``bars`` bars; with no source, compose ``bars`` bars.
+
+        Args:
+            source: path, bytes, file object, PrettyMIDI or mido.MidiFile (None: from scratch).
+            bars: bars to add (1-256).
+            temperature, top_k, top_p, min_p: sampling (see `musegen.filters`).
+            seed: same seed and inputs give the same notes (None: random).
+            key: "auto" (the primer's key), a name like "D major" / "E dorian", or None.
+            track: which track of a multi-track file to continue (None: all non-drum notes).
+            pitch_range: (low, high) MIDI pitches the continuation may use.
+            continuation_only: return only the new bars, starting at time 0.
+        """
+        return self.variations(
+            source,
+            1,
+            bars,
+            track=track,
+            continuation_only=continuation_only,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            seed=seed,
+            key=key,
+            pitch_range=pitch_range,
+        )[0]
+
+    def stream(
+        self,
+        source: Any = None,
+        bars: int = 8,
+        *,
+        track: int | None = None,
+        channel: int = 0,
+        **sampling: Any,
+    ) -> Iterator[Any]:
+        """Yield ``mido.Message`` note_on/note_off as the continuation is generated.
+
+        ``.time`` is the delta in seconds since the previous message at the primer's tempo
+        (as ``mido.MidiFile.play`` yields them), counted from the continuation's start.
+        The notes equal those of ``continue_midi(..., continuation_only=True)`` with the same
+        arguments and seed.
+        """
+        import mido
+
+        primer = self.prepare(source, track=track)
+        tok = self.tokenizer
+        constraints = self._constraints(
+            primer, bars, sampling.pop("key", None), sampling.pop("pitch_range", None)
+        )
+        seed = sampling.pop("seed", None)
+        spq = 60.0 / primer.tempo / tok.ticks_per_quarter  # seconds per grid tick
+        grammar = tok.grammar()
+        state = grammar.walk(primer.context)
+        pending: list[tuple[int, int]] = []  # (end tick, pitch) of sounding notes
+        clock = primer.start  # tick of the last message sent
+        for _, token in generate_iter(
+            self.model,
+            tok,
+            primer.context,
+            n=1,
+            constraints=constraints,
+            sampling=Sampling(**sampling),
+            seed=seed,
+        ):
+            state = grammar.advance(state, token)
+            if state.phase != Phase.DUR:
+                continue
+            onset = state.bar_start + state.position
+            end = onset + tok.durations[int(tok.token_value[token])]
+            for off_tick, pitch in sorted(p for p in pending if p[0] <= onset):
+                yield mido.Message(
+                    "note_off",
+                    channel=channel,
+                    note=pitch,
+                    velocity=0,
+                    time=(off_tick - clock) * spq,
+                )
+                clock = off_tick
+                pending.remove((off_tick, pitch))
+            yield mido.Message(
+                "note_on",
+                channel=channel,
+                note=state.pitch,
+                velocity=primer.velocity,
+                time=(onset - clock) * spq,
+            )
+            clock = onset
+            pending.append((end, state.pitch))
+        for off_tick, pitch in sorted(pending):
+            yield mido.Message(
+                "note_off", channel=channel, note=pitch, velocity=0, time=(off_tick - clock) * spq
+            )
+            clock = off_tick
+
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, source: Any, *, track: int | None = None) -> dict:
+        """How surprising a melody is to this model: bits per note and pitch bits per note."""
+        ids = np.asarray(self.tokenizer.encode(source, track=track), dtype=np.int64)
+        notes = int(sum(1 for t in ids if t in set(self.tokenizer.pitch_ids.tolist())))
+        result = bits_per_note(token_nll(self.model, [ids]), [ids], [notes], self.tokenizer)
+        return {
+            "notes": result["notes"],
+            "bits_per_note": result["bits_per_note"],
+            "pitch_bits_per_note": result["pitch_bits_per_note"],
+        }
+
+
+def load(name_or_dir: str | Path = "mamba", device: str | torch.device = "cpu") -> MuseGen:
+    """Load a shipped model (``"lstm"``, ``"transformer"``, ``"mamba"``) or a checkpoint dir."""
+    path = ckpt.resolve(name_or_dir)
+    model, tokenizer, config = ckpt.load_checkpoint(path, device=device)
+    return MuseGen(model, tokenizer, config, str(name_or_dir))

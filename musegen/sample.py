@@ -1,0 +1,198 @@
+"""The generation loop: prefill the primer once, branch it into rows, then step.
+
+Every step composes masks and filters on the logits:
+
+1. the tokenizer's grammar (always on, so every output decodes),
+2. musical constraints: exactly ``bars`` new bars (no early end, no extra bar), the metre of
+   the primer (no time-signature change), a key/scale and a pitch range on PITCH tokens,
+3. the sampling filters of `musegen.filters` (temperature, top-k, top-p, min-p).
+
+Rows of a batch are independent samples (variations). A seeded ``torch.Generator`` makes the
+result reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from musegen.errors import ConfigError
+from musegen.filters import check_sampling, filtered
+from musegen.theory import Key
+from musegen.tokenizer import Tokenizer
+
+MAX_BARS = 256
+MAX_VARIATIONS = 16
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How tokens are drawn. Defaults are the library's defaults everywhere."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = 0.95
+    min_p: float | None = None
+
+    def __post_init__(self) -> None:
+        check_sampling(self.temperature, self.top_k, self.top_p, self.min_p)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What the continuation must respect."""
+
+    bars: int = 8
+    key: Key | None = None
+    pitch_range: tuple[int, int] | None = None  # inclusive MIDI pitches
+    allow_metre_change: bool = False
+    max_tokens_per_bar: int = 96  # a safety net: then the bar is closed
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bars, int) or not 1 <= self.bars <= MAX_BARS:
+            raise ConfigError(f"bars must be a whole number from 1 to {MAX_BARS} (got {self.bars})")
+        if self.pitch_range is not None:
+            lo, hi = self.pitch_range
+            if not (0 <= lo <= hi <= 127):
+                raise ConfigError(
+                    f"pitch range must satisfy 0 <= low <= high <= 127 (got {lo}-{hi})"
+                )
+
+
+def static_mask(tokenizer: Tokenizer, constraints: Constraints) -> np.ndarray:
+    """Tokens the constraints forbid whatever the state: (V,) bool, True = may be drawn."""
+    keep = np.ones(tokenizer.vocab_size, dtype=bool)
+    ids = tokenizer.pitch_ids
+    pitches = tokenizer.pitch_of_id[ids]
+    ok = np.ones(len(pitches), dtype=bool)
+    if constraints.key is not None:
+        ok &= np.isin(pitches % 12, sorted(constraints.key.pitch_classes))
+    if constraints.pitch_range is not None:
+        ok &= (pitches >= constraints.pitch_range[0]) & (pitches <= constraints.pitch_range[1])
+    keep[ids] = ok
+    if not constraints.allow_metre_change:
+        keep[list(tokenizer.timesig_ids)] = False
+    return keep
+
+
+class _Row:
+    """The grammar state and bar count of one generated row."""
+
+    def __init__(self, grammar, state, bars_to_open: int):
+        self.grammar = grammar
+        self.state = state
+        self.bars_left = bars_to_open  # BAR tokens still to generate before the end
+        self.tokens_in_bar = 0
+        self.ids: list[int] = []
+        self.done = False
+
+    def allowed(self, tok: Tokenizer, keep: np.ndarray, max_tokens_per_bar: int) -> np.ndarray:
+        if self.done:  # finished rows keep stepping with the batch; what they draw is unused
+            mask = np.zeros(len(keep), dtype=bool)
+            mask[tok.pad_id] = True
+            return mask
+        grammar_ok = self.grammar.allowed(self.state)
+        mask = grammar_ok & keep
+        if self.state.timesig < 0:  # from scratch: the first bar must name its metre
+            mask[list(tok.timesig_ids)] = grammar_ok[list(tok.timesig_ids)]
+        boundary = grammar_ok[tok.bar_id]
+        # No early end; the bar that would start past the last asked-for bar becomes EOS.
+        mask[tok.eos_id] = boundary and self.bars_left == 0
+        mask[tok.bar_id] = boundary and self.bars_left > 0
+        if boundary and self.tokens_in_bar >= max_tokens_per_bar:
+            mask[:] = False
+            mask[tok.bar_id if self.bars_left > 0 else tok.eos_id] = True
+        if not mask.any():  # the constraints left nothing: fall back to the grammar
+            mask = grammar_ok.copy()
+            mask[tok.eos_id] &= self.bars_left == 0
+        return mask
+
+    def push(self, tok: Tokenizer, token: int) -> None:
+        self.state = self.grammar.advance(self.state, token)
+        self.ids.append(token)
+        self.tokens_in_bar += 1
+        if token == tok.bar_id:
+            self.bars_left -= 1
+            self.tokens_in_bar = 0
+        elif token == tok.eos_id:
+            self.done = True
+
+
+def generate_iter(
+    model: torch.nn.Module,
+    tok: Tokenizer,
+    context: list[int],
+    *,
+    n: int = 1,
+    constraints: Constraints = Constraints(),
+    sampling: Sampling = Sampling(),
+    seed: int | None = None,
+) -> Iterator[tuple[int, int]]:
+    """Sample ``n`` continuations of ``context`` (ids starting with BOS), yielding
+    ``(row, id)`` as each id is drawn; each row ends with EOS.
+
+    ``context`` must end where the continuation starts: right after the BAR token that opens
+    its first bar or, from scratch, right after BOS.
+    """
+    if not isinstance(n, int) or not 1 <= n <= MAX_VARIATIONS:
+        raise ConfigError(f"variations must be a whole number from 1 to {MAX_VARIATIONS} (got {n})")
+    device = next(model.parameters()).device
+    grammar = tok.grammar()
+    start_state = grammar.walk(context)
+    from_scratch = start_state.bars == 0
+    bars_to_open = constraints.bars if from_scratch else constraints.bars - 1
+    keep = static_mask(tok, constraints)
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+
+    with torch.inference_mode():
+        window = getattr(model.config, "max_seq_len", None)
+        prompt = context if window is None else context[-window:]
+        logits, state = model(torch.tensor([prompt], device=device), return_state=True)
+        logits = logits[:, -1].float().expand(n, -1)  # (n, V)
+        state = state.select(torch.zeros(n, dtype=torch.long, device=device))
+
+    rows = [_Row(grammar, start_state, bars_to_open) for _ in range(n)]
+    max_steps = (constraints.bars + 1) * (constraints.max_tokens_per_bar + 2) + 8
+    for _ in range(max_steps):
+        masks = np.stack([r.allowed(tok, keep, constraints.max_tokens_per_bar) for r in rows])
+        scores = filtered(
+            logits.cpu(),
+            torch.from_numpy(masks),
+            sampling.temperature,
+            sampling.top_k,
+            sampling.top_p,
+            sampling.min_p,
+        )
+        drawn = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
+        for i, r in enumerate(rows):
+            if not r.done:
+                r.push(tok, int(drawn[i]))
+                yield i, int(drawn[i])
+        if all(r.done for r in rows):
+            return
+        with torch.inference_mode():
+            logits, state = model.step(drawn.to(device), state)
+    raise RuntimeError("generation did not finish")  # pragma: no cover - bars cap tokens
+
+
+def generate(
+    model: torch.nn.Module,
+    tok: Tokenizer,
+    context: list[int],
+    *,
+    n: int = 1,
+    constraints: Constraints = Constraints(),
+    sampling: Sampling = Sampling(),
+    seed: int | None = None,
+) -> list[list[int]]:
+    """The ids of ``n`` continuations (see `generate_iter`), each ending with EOS."""
+    rows: list[list[int]] = [[] for _ in range(n)]
+    for i, token in generate_iter(
+        model, tok, context, n=n, constraints=constraints, sampling=sampling, seed=seed
+    ):
+        rows[i].append(token)
+    return rows
