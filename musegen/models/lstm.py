@@ -9,6 +9,7 @@ AWD-LSTM). The hidden size equals the embedding size, so the head reuses the emb
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any
 
 import torch
@@ -39,6 +40,13 @@ class LSTMConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d_model=32, n_layers=2, dropout=0.0),
     "small": dict(d_model=352, n_layers=3, dropout=0.1),
+}
+
+
+# torch.backends.mkldnn.flags(enabled=False, <every other flag>=None): None leaves a flag as it
+# is, so only oneDNN itself is switched off (the other flags differ between torch versions).
+_ONEDNN_OFF = dict.fromkeys(inspect.signature(torch.backends.mkldnn.flags).parameters) | {
+    "enabled": False
 }
 
 
@@ -108,10 +116,7 @@ class LSTMDecoder(Decoder):
 
     def step(self, token: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
         """Advance every sequence by one token (B,); returns logits (B, V) and the state."""
-        # Only `enabled` changes: None leaves the other oneDNN flags as they are.
-        with torch.backends.mkldnn.flags(
-            enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None
-        ):
+        with torch.backends.mkldnn.flags(**_ONEDNN_OFF):
             logits, new = self.forward(token[:, None], state, return_state=True)
         state.h, state.c = new.h, new.c
         return logits[:, 0], state

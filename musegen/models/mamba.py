@@ -50,7 +50,7 @@ class MambaConfig:
     headdim: int = 64  # P
     ngroups: int = 1  # heads in a group share B and C
     chunk_size: int = 64  # Q: SSD chunk length
-    dropout: float = 0.1
+    dropout: float = 0.1  # on the embedding and on each residual branch
     norm_eps: float = 1e-5
     A_init_range: tuple[float, float] = (1.0, 16.0)
     dt_min: float = 0.001
@@ -77,6 +77,10 @@ class MambaConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"mamba: dropout must be in [0, 1), got {self.dropout}")
         self.A_init_range = (float(self.A_init_range[0]), float(self.A_init_range[1]))
+        if not 0.0 < self.A_init_range[0] <= self.A_init_range[1]:
+            raise ConfigError(
+                f"mamba: A_init_range must be 0 < low <= high, got {self.A_init_range}"
+            )
         self.d_inner = self.expand * self.d_model
         if self.d_inner % self.headdim:
             raise ConfigError(

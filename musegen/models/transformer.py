@@ -39,7 +39,7 @@ class TransformerConfig:
     n_layers: int = 4
     n_heads: int = 4
     d_ff: int = 0  # 0: 4 * d_model
-    max_seq_len: int = 1024  # attention window, also the KV cache length
+    max_seq_len: int = 512  # attention window = KV cache length; keep it <= the training length
     dropout: float = 0.1  # on the embedding and on each residual branch
     attn_dropout: float = 0.0  # on attention weights; > 0 makes SDPA use its slow math path
     rope_base: float = 10000.0
@@ -66,7 +66,8 @@ class TransformerConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d_model=32, n_layers=2, n_heads=2, max_seq_len=128, dropout=0.0),
-    "small": dict(d_model=256, n_layers=4, n_heads=4, max_seq_len=1024, dropout=0.1),
+    # max_seq_len = train.py's seq_len: RoPE never sees offsets longer than it was trained on.
+    "small": dict(d_model=256, n_layers=4, n_heads=4, max_seq_len=512, dropout=0.1),
 }
 
 
@@ -190,7 +191,8 @@ class Attention(nn.Module):
             p = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
-            y, *cache = cached_attention(q, k, v, *cache, pos, inplace)
+            y, k_cache, v_cache = cached_attention(q, k, v, *cache, pos, inplace)
+            cache = (k_cache, v_cache)
         y = y.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         return self.proj(y), cache
 
