@@ -129,6 +129,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     result = train(cfg, resume=args.resume, progress=not args.quiet)
+    if result["rank"] != 0:  # torchrun: the first process reports
+        return 0
     print(
         f"trained {result['steps']} steps in {result['train_seconds']:.0f} s; best validation "
         f"{result['best_val_bits_per_note']:.3f} bits/note; checkpoint in {cfg.out}"

@@ -357,7 +357,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     }
     if rank == 0:
         ckpt.write_json(out / "train_result.json", result)
-    return result
+    return {**result, "rank": rank}
 
 
 def _training_record(cfg: TrainConfig, state: dict, params: int, tok_s: float, device) -> dict:

@@ -1,0 +1,263 @@
+"""Training: it learns, resumes exactly after a kill, matches across 2 processes; and the
+evaluation gives the hand-computed value."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from corpus_helpers import make_corpus
+
+from musegen import checkpoint as ckpt
+from musegen.data import Transposer, tokenize_split, training_windows
+from musegen.errors import MuseGenError
+from musegen.evaluate import evaluate_model
+from musegen.tokenizer import Tokenizer
+from musegen.train import TrainConfig, lr_at, train
+
+TINY = dict(preset="tiny", batch_size=4, seq_len=64, warmup_steps=5, eval_every=5, eval_tunes=6)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def weights(directory: Path) -> dict[str, torch.Tensor]:
+    return ckpt.load_tensors(directory / "resume" / "state.safetensors")
+
+
+def run_cli(*args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "musegen", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer", "mamba"])
+def test_tiny_training_learns_and_writes_a_checkpoint(corpus, tmp_path, arch):
+    out = tmp_path / arch
+    cfg = TrainConfig(arch, str(corpus), str(out), tokens=4 * 64 * 40, lr=1e-2, **TINY)
+    result = train(cfg, progress=False)
+    log = (out / "log.csv").read_text().splitlines()
+    first, last = (float(row.split(",")[3]) for row in (log[1], log[-1]))
+    assert last < first - 1.0, f"train bits/token did not fall: {first} -> {last}"
+    model, tok, config = ckpt.load_checkpoint(out)
+    assert config["training"]["tokens_seen"] > 0
+    assert config["metrics"]["validation"]["bits_per_note"] == pytest.approx(
+        result["best_val_bits_per_note"]
+    )
+    assert (out / "curve.png").stat().st_size > 1000
+
+
+def test_resume_after_kill_matches_uninterrupted_run(corpus, tmp_path):
+    args = [
+        "train",
+        "--arch",
+        "mamba",
+        "--data",
+        str(corpus),
+        "--preset",
+        "tiny",
+        "--tokens",
+        str(4 * 64 * 60),
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "64",
+        "--warmup-steps",
+        "5",
+        "--eval-every",
+        "5",
+        "--eval-tunes",
+        "6",
+        "--quiet",
+    ]
+    full = run_cli(*args, "--out", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "musegen", *args, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (out / "resume" / "state.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "train_result.json").exists(), "the run finished before it was killed"
+    resumed = run_cli(*args, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+
+    a, b = weights(tmp_path / "full"), weights(out)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_two_process_gloo_run_matches_one_process(corpus, tmp_path):
+    common = [
+        "train",
+        "--arch",
+        "lstm",
+        "--data",
+        str(corpus),
+        "--preset",
+        "tiny",
+        "--tokens",
+        str(4 * 64 * 12),
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "64",
+        "--warmup-steps",
+        "2",
+        "--eval-every",
+        "6",
+        "--eval-tunes",
+        "4",
+        "--quiet",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = run_cli(*common, "--out", str(tmp_path / "one"), env=env)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "musegen",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for name in a:
+        if name.startswith("model."):
+            torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_eval_matches_hand_computation(corpus, tmp_path):
+    torch.manual_seed(0)
+    tok = Tokenizer()
+    from musegen.models import build
+
+    model = build("transformer", tok.vocab_size, "tiny").eval()
+    arrays = tokenize_split(corpus, "test", tok, progress=False)
+    expected_bits, expected_pitch = 0.0, 0.0
+    pitch_ids = set(tok.pitch_ids.tolist())
+    for i in range(len(arrays)):
+        ids = torch.as_tensor(np.asarray(arrays.tune(i), dtype=np.int64))
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids[None, :-1])[0].double(), -1)
+        for t in range(1, len(ids)):
+            bits = -logp[t - 1, ids[t]].item() / math.log(2)
+            expected_bits += bits
+            expected_pitch += bits if int(ids[t]) in pitch_ids else 0.0
+    notes = int(arrays.notes.sum())
+    result = evaluate_model(model, tok, arrays)
+    assert result["notes"] == notes == sum(int(x) for x in arrays.notes)
+    assert result["bits_per_note"] == pytest.approx(expected_bits / notes, rel=1e-5)
+    assert result["pitch_bits_per_note"] == pytest.approx(expected_pitch / notes, rel=1e-5)
+
+
+def test_sliding_window_eval_scores_every_token(corpus):
+    """A tune longer than the Transformer's window is scored completely, once per token."""
+    from musegen.evaluate import token_nll
+    from musegen.models import build
+
+    tok = Tokenizer()
+    model = build("transformer", tok.vocab_size, "tiny", max_seq_len=32).eval()
+    arrays = tokenize_split(corpus, "train", tok, progress=False)
+    tune = np.asarray(arrays.tune(0), dtype=np.int64)
+    assert len(tune) > 64
+    nll = token_nll(model, [tune])[0]
+    assert nll.shape == (len(tune) - 1,) and np.isfinite(nll).all() and (nll > 0).all()
+    # the first window's tokens are scored exactly as a plain forward over that window
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.as_tensor(tune[None, :31]))[0], -1)
+    first = -logp[torch.arange(31), torch.as_tensor(tune[1:32])].numpy()
+    np.testing.assert_allclose(nll[:31], first, rtol=1e-5)
+
+
+def test_schedule_warmup_then_cosine():
+    cfg = TrainConfig("lstm", "d", "o", tokens=100 * 16 * 512, warmup_steps=10, lr=1e-3)
+    assert lr_at(0, cfg) == pytest.approx(1e-4)
+    assert lr_at(9, cfg) == pytest.approx(1e-3)
+    assert lr_at(cfg.steps, cfg) == pytest.approx(1e-4)
+    values = [lr_at(s, cfg) for s in range(10, cfg.steps)]
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+
+
+def test_transposition_keeps_pitches_in_range():
+    tok = Tokenizer()
+    lo, hi = int(tok.pitch_ids[0]), int(tok.pitch_ids[-1])
+    shift = Transposer(lo, hi, max_shift=6)
+    rng = np.random.default_rng(0)
+    window = np.array([tok.bos_id, lo + 1, hi - 2, tok.bar_id, lo + 60])
+    seen = set()
+    for _ in range(200):
+        out = shift(window, rng)
+        pitches = out[[1, 2, 4]]
+        assert ((pitches >= lo) & (pitches <= hi)).all()
+        assert out[0] == tok.bos_id and out[3] == tok.bar_id
+        seen.add(int(out[4] - window[4]))
+    assert seen == {-1, 0, 1, 2}  # room for one step down and two up
+
+
+def test_windows_are_deterministic(corpus):
+    arrays = tokenize_split(corpus, "train", Tokenizer(), progress=False)
+    a = next(training_windows(arrays, 32, 4, np.random.default_rng(7)))
+    b = next(training_windows(arrays, 32, 4, np.random.default_rng(7)))
+    assert a.shape == (4, 33) and np.array_equal(a, b)
+
+
+def test_unwritable_out_fails_before_training(corpus, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cfg = TrainConfig("lstm", str(corpus), str(blocker / "out"), **TINY)
+    with pytest.raises(MuseGenError, match="cannot write"):
+        train(cfg, progress=False)
+    result = run_cli(
+        "train",
+        "--arch",
+        "lstm",
+        "--data",
+        str(corpus),
+        "--out",
+        str(blocker / "out"),
+        "--preset",
+        "tiny",
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_resume_without_state_is_a_clear_error(corpus, tmp_path):
+    cfg = TrainConfig("lstm", str(corpus), str(tmp_path / "none"), **TINY)
+    with pytest.raises(MuseGenError, match="no resume state"):
+        train(cfg, resume=True, progress=False)
