@@ -1,0 +1,166 @@
+"""Checkpoints: exact round trip, and every kind of bad directory refused without running code."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from musegen import checkpoint as ckpt
+from musegen.errors import CheckpointError
+from musegen.models import ARCHITECTURES, build
+from musegen.tokenizer import Tokenizer
+
+
+def save_tiny(directory: Path, arch: str = "lstm") -> torch.nn.Module:
+    torch.manual_seed(0)
+    tok = Tokenizer()
+    model = build(arch, tok.vocab_size, "tiny")
+    ckpt.save_checkpoint(directory, model, arch, tok, training={"steps": 1})
+    return model
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_round_trip_is_exact(tmp_path, arch):
+    model = save_tiny(tmp_path, arch)
+    loaded, tok, config = ckpt.load_checkpoint(tmp_path)
+    assert config["arch"] == arch and tok == Tokenizer()
+    a, b = model.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    x = torch.randint(0, tok.vocab_size, (2, 20))
+    model.eval()
+    assert torch.equal(model(x), loaded(x))
+
+
+class Boom:
+    """Unpickling this writes a file: proof that code in the checkpoint ran."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path(self.marker).write_text, ("pwned",))
+
+
+def test_pickle_disguised_as_checkpoint_is_refused_and_never_runs(tmp_path):
+    save_tiny(tmp_path)
+    marker = tmp_path / "marker"
+    with open(tmp_path / ckpt.WEIGHTS, "wb") as f:
+        pickle.dump({"weight": Boom(str(marker))}, f)
+    config = json.loads((tmp_path / ckpt.CONFIG).read_text())
+    config.pop("weights_sha256")  # a forger would drop the hash too
+    (tmp_path / ckpt.CONFIG).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="never loads pickles"):
+        ckpt.load_checkpoint(tmp_path)
+    assert not marker.exists()
+
+
+def test_torch_save_file_is_refused(tmp_path):
+    model = save_tiny(tmp_path)
+    torch.save(model.state_dict(), tmp_path / ckpt.WEIGHTS)
+    with pytest.raises(CheckpointError, match="does not match"):  # the hash catches it first
+        ckpt.load_checkpoint(tmp_path)
+
+
+def _edit_config(directory: Path, **changes) -> None:
+    config = json.loads((directory / ckpt.CONFIG).read_text())
+    config.update(changes)
+    (directory / ckpt.CONFIG).write_text(json.dumps(config))
+
+
+def test_unknown_architecture_is_refused(tmp_path):
+    save_tiny(tmp_path)
+    _edit_config(tmp_path, arch="gpt5")
+    with pytest.raises(CheckpointError, match="unknown architecture 'gpt5'"):
+        ckpt.load_checkpoint(tmp_path)
+
+
+def test_shape_mismatch_is_refused(tmp_path):
+    save_tiny(tmp_path)
+    config = json.loads((tmp_path / ckpt.CONFIG).read_text())
+    config["model"]["d_model"] = 64
+    (tmp_path / ckpt.CONFIG).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="shape"):
+        ckpt.load_checkpoint(tmp_path)
+
+
+def _rewrite_weights(directory: Path, edit) -> None:
+    tensors = ckpt.load_tensors(directory / ckpt.WEIGHTS)
+    edit(tensors)
+    save_file(tensors, str(directory / ckpt.WEIGHTS))
+    _edit_config(directory, weights_sha256=ckpt.file_sha256(directory / ckpt.WEIGHTS))
+
+
+def test_nan_weights_are_refused(tmp_path):
+    save_tiny(tmp_path)
+
+    def poison(t):
+        name = next(iter(t))
+        t[name] = t[name].clone()
+        t[name].view(-1)[0] = float("nan")
+
+    _rewrite_weights(tmp_path, poison)
+    with pytest.raises(CheckpointError, match="NaN"):
+        ckpt.load_checkpoint(tmp_path)
+
+
+def test_missing_and_unexpected_tensors_are_refused(tmp_path):
+    save_tiny(tmp_path)
+    _rewrite_weights(tmp_path, lambda t: t.update({"extra.weight": torch.zeros(2)}))
+    with pytest.raises(CheckpointError, match="unexpected"):
+        ckpt.load_checkpoint(tmp_path)
+
+
+def test_half_written_checkpoint_is_detected(tmp_path):
+    save_tiny(tmp_path)
+    (tmp_path / ckpt.WEIGHTS).write_bytes((tmp_path / ckpt.WEIGHTS).read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="corrupt or half-written"):
+        ckpt.load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        (None, "needs model.safetensors"),
+        ("{", "not valid JSON"),
+        ("[]", "not a musegen checkpoint"),
+        ('{"format": "musegen-checkpoint", "format_version": 99}', "newer musegen"),
+    ],
+)
+def test_not_a_checkpoint(tmp_path, config, message):
+    if config is not None:
+        (tmp_path / ckpt.WEIGHTS).write_bytes(b"x")
+        (tmp_path / ckpt.CONFIG).write_text(config)
+    with pytest.raises(CheckpointError, match=message):
+        ckpt.load_checkpoint(tmp_path)
+
+
+def test_resolve_names_and_missing_paths(tmp_path):
+    with pytest.raises(CheckpointError, match="no model"):
+        ckpt.resolve(tmp_path / "nope")
+    assert ckpt.resolve(tmp_path) == tmp_path
+
+
+def test_record_metrics_updates_config_and_card(tmp_path):
+    save_tiny(tmp_path)
+    ckpt.record_metrics(
+        tmp_path,
+        "test",
+        {"files": 3, "notes": 30, "bits_per_note": 5.5, "pitch_bits_per_note": 2.25, "model": "x"},
+    )
+    config = ckpt.read_config(tmp_path)
+    assert config["metrics"]["test"] == {
+        "files": 3,
+        "notes": 30,
+        "bits_per_note": 5.5,
+        "pitch_bits_per_note": 2.25,
+    }
+    card = (tmp_path / ckpt.CARD).read_text()
+    assert "| test | 3 | 30 | 5.500 | 2.250 |" in card and "non-commercial" in card
+    ckpt.load_checkpoint(tmp_path)  # still loads: the weights are untouched
