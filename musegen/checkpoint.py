@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -206,7 +207,21 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where
     model.load_state_dict(tensors, strict=True)
 
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+def _shipped_dir() -> Path:
+    """Where the shipped checkpoints are: $MUSEGEN_CHECKPOINTS, the source checkout's
+    ``checkpoints/`` (editable installs), or ``<prefix>/share/musegen/checkpoints`` (wheels)."""
+    candidates = [
+        Path(os.environ["MUSEGEN_CHECKPOINTS"]) if os.environ.get("MUSEGEN_CHECKPOINTS") else None,
+        Path(__file__).resolve().parent.parent / "checkpoints",
+        Path(sys.prefix) / "share" / "musegen" / "checkpoints",
+    ]
+    for c in candidates:
+        if c is not None and c.is_dir():
+            return c
+    return candidates[1]
+
+
+SHIPPED_DIR = _shipped_dir()
 
 
 def resolve(name_or_dir: str | Path) -> Path:

@@ -144,7 +144,12 @@ class MuseGen:
         """Primer (unchanged) + the decoded continuation, as a PrettyMIDI."""
         tok = self.tokenizer
         decoded = tok.decode_score(primer.context + ids)
-        new = [n for n in decoded.notes if n.start >= primer.start]
+        end = _last_bar_end(tok, primer.context + ids)  # notes ring until the last bar line
+        new = [
+            replace(n, duration=min(n.duration, end - n.start))
+            for n in decoded.notes
+            if n.start >= primer.start
+        ]
         fine = primer.fine
         if continuation_only or fine is None:
             program = fine.tracks[0] if fine is not None and fine.tracks else Track()
@@ -289,7 +294,8 @@ class MuseGen:
             )
             clock = onset
             pending.append((end, state.pitch))
-        for off_tick, pitch in sorted(pending):
+        end = state.bar_start + state.bar_ticks
+        for off_tick, pitch in sorted((min(t, end), p) for t, p in pending):
             yield mido.Message(
                 "note_off", channel=channel, note=pitch, velocity=0, time=(off_tick - clock) * spq
             )
@@ -307,6 +313,12 @@ class MuseGen:
             "bits_per_note": result["bits_per_note"],
             "pitch_bits_per_note": result["pitch_bits_per_note"],
         }
+
+
+def _last_bar_end(tok: Tokenizer, ids: list[int]) -> int:
+    """Grid tick where the last bar of a token sequence ends."""
+    state = tok.grammar().walk(ids)
+    return state.bar_start + state.bar_ticks
 
 
 def load(name_or_dir: str | Path = "mamba", device: str | torch.device = "cpu") -> MuseGen:

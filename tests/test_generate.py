@@ -1,0 +1,190 @@
+"""Generation with every shipped model: valid MIDI of the asked length, constraints kept,
+seeds reproducible, variations distinct, streaming equal to the file, bad input refused."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import pretty_midi
+import pytest
+
+import musegen
+from musegen.errors import ConfigError, MidiError
+from musegen.midi import read_score
+from musegen.models import ARCHITECTURES
+from musegen.theory import parse_key
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def model(request) -> musegen.MuseGen:
+    return musegen.load(request.param)
+
+
+@pytest.fixture(scope="module")
+def primer(folk_midis) -> Path:
+    return folk_midis[3]
+
+
+def midi_bytes(pm: pretty_midi.PrettyMIDI) -> bytes:
+    buf = io.BytesIO()
+    pm.write(buf)
+    return buf.getvalue()
+
+
+def assert_valid_midi(pm: pretty_midi.PrettyMIDI) -> None:
+    data = midi_bytes(pm)
+    mido.MidiFile(file=io.BytesIO(data))  # parses
+    again = pretty_midi.PrettyMIDI(io.BytesIO(data))
+    notes = [n for inst in again.instruments for n in inst.notes]
+    assert notes and all(0 <= n.pitch <= 127 and n.end > n.start for n in notes)
+
+
+def continuation(model, primer, bars, **kw):
+    """(prepared primer, generated ids, notes of the continuation on the grid)."""
+    prepared = model.prepare(primer)
+    ids = model.generate_ids(prepared, bars=bars, **kw)[0]
+    decoded = model.tokenizer.decode_score(prepared.context + ids)
+    return prepared, ids, [n for n in decoded.notes if n.start >= prepared.start]
+
+
+@pytest.mark.parametrize("bars", [1, 4])
+def test_continuation_spans_exactly_the_bars_asked(model, primer, bars):
+    prepared, ids, notes = continuation(model, primer, bars, seed=0)
+    tok = model.tokenizer
+    assert ids[-1] == tok.eos_id and ids.count(tok.eos_id) == 1
+    assert ids.count(tok.bar_id) == bars - 1
+    bar_ticks = tok.bar_ticks(*prepared.metre)
+    assert notes, "the continuation has no notes"
+    assert all(prepared.start <= n.start < prepared.start + bars * bar_ticks for n in notes)
+
+
+def test_output_keeps_primer_and_adds_valid_notes(model, primer):
+    out = model.continue_midi(primer, bars=4, seed=1)
+    assert_valid_midi(out)
+    original = pretty_midi.PrettyMIDI(str(primer))
+    kept = [(round(n.start, 6), n.pitch, round(n.end, 6)) for n in original.instruments[0].notes]
+    got = sorted((round(n.start, 6), n.pitch, round(n.end, 6)) for n in out.instruments[0].notes)
+    assert got[: len(kept)] == sorted(kept)  # the primer comes back unchanged
+    assert len(got) > len(kept)
+    assert out.instruments[0].program == original.instruments[0].program
+    assert [(t.numerator, t.denominator) for t in out.time_signature_changes][:1] == [
+        (t.numerator, t.denominator) for t in original.time_signature_changes
+    ][:1]
+
+
+def test_same_seed_same_bytes_and_variations_differ(model, primer):
+    a = midi_bytes(model.continue_midi(primer, bars=4, seed=7))
+    b = midi_bytes(model.continue_midi(primer, bars=4, seed=7))
+    assert a == b
+    outs = model.variations(primer, n=4, bars=4, seed=7, continuation_only=True)
+    assert len(outs) == 4
+    notes = {tuple((n.pitch, round(n.start, 4)) for n in pm.instruments[0].notes) for pm in outs}
+    assert len(notes) == 4, "the 4 variations are not all different"
+
+
+def test_key_constraint_keeps_every_new_pitch_in_key(model, primer):
+    key = parse_key("Bb major")
+    _, _, notes = continuation(model, primer, 4, seed=3, key="Bb major")
+    assert notes and all(n.pitch % 12 in key.pitch_classes for n in notes)
+    _, _, auto = continuation(model, primer, 4, seed=3, key="auto", pitch_range=(60, 79))
+    assert all(60 <= n.pitch <= 79 for n in auto)
+
+
+def test_stream_timing_matches_the_written_file(model, primer):
+    messages = list(model.stream(primer, bars=4, seed=11, temperature=0.9))
+    pm = model.continue_midi(primer, bars=4, seed=11, temperature=0.9, continuation_only=True)
+    clock, onsets = 0.0, []
+    for m in messages:
+        clock += m.time
+        if m.type == "note_on":
+            onsets.append((round(clock, 6), m.note))
+    expected = sorted((round(n.start, 6), n.pitch) for n in pm.instruments[0].notes)
+    assert sorted(onsets) == expected
+    assert clock == pytest.approx(max(n.end for n in pm.instruments[0].notes))
+    assert sum(m.type == "note_off" for m in messages) == len(onsets)
+
+
+def test_compose_from_scratch(model):
+    pm = model.continue_midi(None, bars=2, seed=5)
+    assert_valid_midi(pm)
+    assert pm.get_end_time() <= 2 * 4 * 0.5 + 1e-6  # two 4/4 bars at 120 qpm at most
+
+
+def test_every_kind_of_source(model, primer):
+    data = primer.read_bytes()
+    expected = midi_bytes(model.continue_midi(primer, bars=2, seed=2))
+    for source in (str(primer), data, io.BytesIO(data), mido.MidiFile(str(primer))):
+        assert midi_bytes(model.continue_midi(source, bars=2, seed=2)) == expected
+
+
+def test_long_primer_is_handled(model, folk_midis):
+    longest = max(folk_midis, key=lambda f: len(read_score(f).notes))
+    score = model.score(longest)
+    assert score["notes"] > 50 and 0 < score["pitch_bits_per_note"] < score["bits_per_note"]
+    assert_valid_midi(model.continue_midi(longest, bars=2, seed=0))
+
+
+def test_real_odd_files_continue_or_raise_midi_error(model, real_midis):
+    continued = 0
+    for f in real_midis:
+        try:
+            pm = model.continue_midi(f, bars=2, seed=0, continuation_only=True)
+        except MidiError:
+            continue
+        assert_valid_midi(pm)
+        continued += 1
+    assert continued >= len(real_midis) // 2
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(bars=0), "bars"),
+        (dict(bars=1000), "bars"),
+        (dict(temperature=0), "temperature"),
+        (dict(top_p=2.0), "top_p"),
+        (dict(key="Q minor"), "key"),
+        (dict(pitch_range=(80, 60)), "pitch range"),
+    ],
+)
+def test_bad_arguments_say_the_allowed_range(model, primer, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        model.continue_midi(primer, **kwargs)
+
+
+def test_bad_variations_count(model, primer):
+    with pytest.raises(ConfigError, match="variations"):
+        model.variations(primer, n=0)
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "musegen", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_generate_writes_variations(tmp_path, primer):
+    out = tmp_path / "out.mid"
+    r = run_cli("generate", str(primer), "-o", str(out), "--model", "lstm", "--bars", "2",
+                "--variations", "2", "--seed", "1", "--key", "auto")
+    assert r.returncode == 0, r.stderr
+    files = [tmp_path / "out_1.mid", tmp_path / "out_2.mid"]
+    for f in files:
+        assert_valid_midi(pretty_midi.PrettyMIDI(str(f)))
+    assert files[0].read_bytes() != files[1].read_bytes()
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"MThd garbage", b"not midi at all", b"MThd\x00\x00\x00\x06\x00\x01"]
+)
+def test_cli_bad_primer_is_one_line_exit_2(tmp_path, content):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(content)
+    r = run_cli("generate", str(bad), "-o", str(tmp_path / "o.mid"), "--model", "lstm")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("musegen generate: ")
