@@ -252,6 +252,27 @@ def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
             shutil.copyfile(f, dst / f.name)
 
 
+def train_command(arch: str, tcfg: dict) -> str:
+    """The `musegen train` command line that reproduces a training config."""
+    parts = [f"musegen train --arch {arch} --data data/folk --out runs/{arch}"]
+    for key in (
+        "preset",
+        "tokens",
+        "batch_size",
+        "seq_len",
+        "lr",
+        "warmup_steps",
+        "max_shift",
+        "eval_every",
+        "seed",
+    ):
+        if key in tcfg:
+            parts.append(f"--{key.replace('_', '-')} {tcfg[key]}")
+    if "dropout" in tcfg.get("overrides", {}):
+        parts.append(f"--dropout {tcfg['overrides']['dropout']}")
+    return " ".join(parts)
+
+
 def render_card(config: dict) -> str:
     """The model card (README.md) of a checkpoint, rendered from its config.json."""
     arch = config["arch"]
@@ -283,13 +304,11 @@ def render_card(config: dict) -> str:
             f"- trained on {tr.get('device')}, torch {tr.get('torch')}: "
             f"{tr.get('train_seconds', 0) / 60:.1f} min, {tr.get('tokens_per_s', 0):,} tokens/s",
             "",
-            "Reproduce (same data, budget and seed):",
+            "Reproduce (same data, budget, settings and seed):",
             "",
             "```",
             "musegen data folk --out data/folk",
-            f"musegen train --arch {arch} --data data/folk --out runs/{arch} "
-            f"--preset {tcfg.get('preset')} --tokens {tcfg.get('tokens')} "
-            f"--seed {tcfg.get('seed')}",
+            train_command(arch, tcfg),
             "```",
             "",
         ]

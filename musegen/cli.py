@@ -127,7 +127,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from musegen.train import TrainConfig, train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.dropout is not None:
+        values["overrides"] = {"dropout": args.dropout}
+    cfg = TrainConfig(**values)
     result = train(cfg, resume=args.resume, progress=not args.quiet)
     if result["rank"] != 0:  # torchrun: the first process reports
         return 0
@@ -242,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=d["patience"], help="early stop, in evals")
     p.add_argument("--max-shift", type=int, default=d["max_shift"], help="transposition range")
     p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
     p.add_argument("--init", default=None, help="fine-tune from a checkpoint name or dir")
     p.add_argument("--device", default=d["device"], help="auto | cpu | cuda")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")

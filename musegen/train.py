@@ -317,7 +317,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                     model,
                     cfg.arch,
                     tokenizer,
-                    training=_training_record(cfg, state, params, tok_s, device),
+                    training=_training_record(cfg, state, params, device),
                     metrics={"validation": metrics},
                 )
             else:
@@ -360,13 +360,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     return {**result, "rank": rank}
 
 
-def _training_record(cfg: TrainConfig, state: dict, params: int, tok_s: float, device) -> dict:
+def _training_record(cfg: TrainConfig, state: dict, params: int, device) -> dict:
     return {
         "config": {k.name: getattr(cfg, k.name) for k in fields(cfg)},
         "steps": state["step"],
         "tokens_seen": state["step"] * cfg.batch_size * cfg.seq_len,
         "train_seconds": round(state["train_seconds"], 1),
-        "tokens_per_s": round(tok_s),
+        "tokens_per_s": round(
+            state["step"] * cfg.batch_size * cfg.seq_len / max(state["train_seconds"], 1e-9)
+        ),
         "parameters": params,
         "device": str(device)
         if device.type != "cpu"
