@@ -87,6 +87,37 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_play(args: argparse.Namespace) -> int:
+    from musegen import live
+    from musegen.generate import load
+
+    model = load(args.model)
+    port = live.open_output(args.port)
+    with port:
+        sent = live.play(
+            model.stream(
+                args.input,
+                args.bars,
+                seed=args.seed,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                key=args.key,
+                channel=args.channel,
+            ),
+            port,
+        )
+    print(f"played {sent} messages on {port.name}")
+    return 0
+
+
+def cmd_ports(args: argparse.Namespace) -> int:
+    from musegen import live
+
+    names = live.output_names()
+    print("\n".join(names) if names else "no MIDI output ports")
+    return 0
+
+
 def _pitch_range(text: str) -> tuple[int, int]:
     try:
         lo, hi = (int(x) for x in text.split("-"))
@@ -218,6 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--track", type=int, default=g["track"], help="track of a multi-track file")
     p.add_argument("--continuation-only", action="store_true", help="write only the new bars")
+
+    p = add("play", cmd_play, "play a continuation live on a MIDI output port")
+    p.add_argument("input", nargs="?", default=None, help="MIDI primer (omit: from scratch)")
+    p.add_argument("--port", default=None, help="output port name (see musegen ports)")
+    p.add_argument("--model", default=_signature_defaults(load)["name_or_dir"])
+    p.add_argument("--bars", type=int, default=g["bars"])
+    p.add_argument("--temperature", type=float, default=g["temperature"])
+    p.add_argument("--top-p", type=float, default=g["top_p"])
+    p.add_argument("--seed", type=int, default=g["seed"])
+    p.add_argument("--key", default=g["key"], help="auto | a key such as 'D major' | unset")
+    p.add_argument("--channel", type=int, default=0, help="MIDI channel 0-15")
+
+    add("ports", cmd_ports, "list MIDI output ports")
 
     p = add("tokenize", cmd_tokenize, "print the tokens of a MIDI file")
     p.add_argument("input", help="MIDI file")

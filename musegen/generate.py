@@ -250,6 +250,8 @@ class MuseGen:
         """
         import mido
 
+        if not isinstance(channel, int) or not 0 <= channel <= 15:
+            raise ConfigError(f"channel must be a whole number from 0 to 15 (got {channel})")
         primer = self.prepare(source, track=track)
         tok = self.tokenizer
         constraints = self._constraints(

@@ -1,0 +1,69 @@
+"""Play a continuation live on a MIDI output port as it is generated (mido + python-rtmidi)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from musegen.errors import MuseGenError
+
+
+def output_names() -> list[str]:
+    """Names of the MIDI output ports of this machine."""
+    import mido
+
+    try:
+        return list(mido.get_output_names())
+    except (ImportError, ModuleNotFoundError) as e:
+        raise MuseGenError(
+            "live MIDI needs the python-rtmidi backend: pip install 'musegen[live]'"
+        ) from e
+
+
+def open_output(name: str | None) -> Any:
+    """Open an output port by name (None: the system's default port)."""
+    import mido
+
+    names = output_names()
+    if name is not None and name not in names:
+        listing = ", ".join(repr(n) for n in names) or "none"
+        raise MuseGenError(f"no MIDI output port {name!r}; ports: {listing} (see musegen ports)")
+    try:
+        return mido.open_output(name)
+    except (OSError, ValueError) as e:
+        raise MuseGenError(f"cannot open MIDI port {name!r}: {e}") from e
+
+
+def play(
+    messages: Iterable[Any],
+    port: Any,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.perf_counter,
+) -> int:
+    """Send messages whose ``.time`` is the delta in seconds, keeping to the schedule even when
+    generating the next message takes time. Returns the number of messages sent. All notes
+    are switched off if playing stops early (Ctrl-C)."""
+    start = clock()
+    due = 0.0
+    sent = 0
+    sounding: set[tuple[int, int]] = set()
+    try:
+        for msg in messages:
+            due += msg.time
+            wait = start + due - clock()
+            if wait > 0:
+                sleep(wait)
+            port.send(msg.copy(time=0))
+            sent += 1
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding.add((msg.channel, msg.note))
+            elif msg.type in ("note_off", "note_on"):
+                sounding.discard((msg.channel, msg.note))
+    finally:
+        import mido
+
+        for channel, note in sorted(sounding):
+            port.send(mido.Message("note_off", channel=channel, note=note, velocity=0))
+    return sent
