@@ -100,7 +100,20 @@ class LSTMDecoder(Decoder):
     def forward(
         self, tokens: Tensor, state: LSTMState | None = None, return_state: bool = False
     ) -> Tensor | tuple[Tensor, LSTMState]:
-        """Logits for every position of ``tokens`` (B, T), continuing from ``state`` if given."""
+        """Logits for every position of ``tokens`` (B, T), continuing from ``state`` if given.
+
+        Without gradients (prefill, evaluation) oneDNN is switched off: it builds a new kernel
+        for every new sequence length, which costs seconds for a long primer; the plain kernel
+        has no such start-up cost. Training keeps oneDNN (fixed shapes, faster backward).
+        """
+        if not torch.is_grad_enabled():
+            with torch.backends.mkldnn.flags(**_ONEDNN_OFF):
+                return self._forward(tokens, state, return_state)
+        return self._forward(tokens, state, return_state)
+
+    def _forward(
+        self, tokens: Tensor, state: LSTMState | None, return_state: bool
+    ) -> Tensor | tuple[Tensor, LSTMState]:
         x = self.drop(self.embed(tokens))  # (B, T, D)
         hs, cs = [], []
         for i, lstm in enumerate(self.layers):
@@ -117,6 +130,6 @@ class LSTMDecoder(Decoder):
     def step(self, token: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
         """Advance every sequence by one token (B,); returns logits (B, V) and the state."""
         with torch.backends.mkldnn.flags(**_ONEDNN_OFF):
-            logits, new = self.forward(token[:, None], state, return_state=True)
+            logits, new = self._forward(token[:, None], state, return_state=True)
         state.h, state.c = new.h, new.c
         return logits[:, 0], state
