@@ -1,0 +1,36 @@
+"""Stream a continuation to a MIDI output port as it is generated (a synth, a DAW track).
+
+    python demo/stream_to_port.py demo/examples/waltz_in_g.mid --port "IAC Driver Bus 1"
+
+Needs python-rtmidi (pip install 'musegen[live]'); without --port the first port is used.
+The same is `musegen play INPUT --port NAME`; this file shows the Python calls behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import musegen
+from musegen.live import open_output, output_names, play
+
+
+def stream(primer: str, port, *, model: str = "mamba", bars: int = 8, seed: int | None = None):
+    """Generate and send; returns the number of messages sent."""
+    m = musegen.load(model)
+    return play(m.stream(primer, bars=bars, seed=seed, key="auto"), port)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("primer")
+    parser.add_argument("--port", default=None)
+    parser.add_argument("--model", default="mamba")
+    parser.add_argument("--bars", type=int, default=8)
+    args = parser.parse_args()
+    name = args.port or (output_names() or [None])[0]
+    with open_output(name) as port:
+        print(f"sent {stream(args.primer, port, model=args.model, bars=args.bars)} messages")
+
+
+if __name__ == "__main__":
+    main()
