@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         help="architecture to run (repeatable; default: all)",
     )
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--iters", type=int, default=3, help="timed training iterations")
+    parser.add_argument("--iters", type=int, default=5, help="timed training iterations")
     parser.add_argument("--steps", type=int, default=64, help="timed generation steps")
     parser.add_argument("--positions", type=int, nargs="+", default=[64, 4000])
     parser.add_argument("--threads", type=int, default=2)
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(bench_one(archs[0], args.preset, args.iters, args.steps, args.positions)))
         return
 
+    load_before = os.getloadavg()[0]
     rows = []
     for arch in archs:
         cmd = [
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     first, last = args.positions[0], args.positions[-1]
     print(
         f"musegen.bench_models: preset {args.preset}, vocab {VOCAB}, torch "
-        f"{torch.__version__}, {args.threads} threads"
+        f"{torch.__version__}, {args.threads} threads; load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after (other processes slow every number down)"
     )
     header = (
         f"{'arch':12} {'params':>9} {'train tok/s':>12} "
