@@ -176,6 +176,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from musegen.evaluate import evaluate_named
 
     result = evaluate_named(args.model, args.data, split=args.split, limit=args.limit)
+    if args.music and args.model != "ngram":
+        from musegen.data import tokenize_split
+        from musegen.evaluate import music_statistics
+        from musegen.generate import load
+
+        generator = load(args.model)
+        arrays = tokenize_split(args.data, args.split, generator.tokenizer, progress=False)
+        stats = music_statistics(generator, arrays, tunes=args.music)
+        result.update({f"music_{k}": v for k, v in stats.items()})
     if args.record and args.model != "ngram":
         from musegen.checkpoint import record_metrics, resolve
 
@@ -302,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="score only the first N tunes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--record", action="store_true", help="store the result in the checkpoint")
+    p.add_argument(
+        "--music",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare sampled continuations of N tunes with the real ones",
+    )
 
     add("models", cmd_models, "list the shipped models")
     return parser
