@@ -296,15 +296,16 @@ def render_card(config: dict) -> str:
         "",
     ]
     if tr:
+        shift = (
+            f"transposition +-{tcfg['max_shift']} semitones"
+            if tcfg.get("max_shift")
+            else "no transposition augmentation"
+        )
         lines += [
             f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",
             f"- batch {tcfg.get('batch_size')} x {tcfg.get('seq_len')} tokens, AdamW, peak lr "
-            f"{tcfg.get('lr')}, warmup {tcfg.get('warmup_steps')} steps then cosine, "(
-                f"transposition +-{tcfg['max_shift']} semitones"
-                if tcfg.get("max_shift")
-                else "no transposition augmentation"
-            )
-            + f", seed {tcfg.get('seed')}",
+            f"{tcfg.get('lr')}, warmup {tcfg.get('warmup_steps')} steps then cosine, "
+            f"{shift}, seed {tcfg.get('seed')}",
             f"- trained on {tr.get('device')}, torch {tr.get('torch')}: "
             f"{tr.get('train_seconds', 0) / 60:.1f} min, {tr.get('tokens_per_s', 0):,} tokens/s",
             "",
