@@ -6,7 +6,8 @@ peak memory is its own:
 - training throughput: batch 16 x 512, forward + backward + AdamW step, median of a few
   iterations after one warm-up, in tokens per second;
 - generation latency at batch 1: prefill to a position (in chunks of 512), then time single
-  ``step`` calls under ``torch.inference_mode``; median ms per token at ~64 and ~4000;
+  ``step`` calls under ``torch.inference_mode``; median ms per token at ~64 and ~4000, the
+  two positions stepping in turns;
 - peak resident set size of the child (``resource.getrusage(RUSAGE_SELF).ru_maxrss``),
   which includes the ~0.3 GB of the Python + torch runtime.
 
@@ -54,20 +55,27 @@ def train_tokens_per_s(model: torch.nn.Module, batch: int, length: int, iters: i
 
 
 @torch.inference_mode()
-def step_ms(model: torch.nn.Module, position: int, steps: int) -> float:
-    """Median ms of one ``step`` at batch 1 after prefilling ``position`` tokens."""
+def step_ms(model: torch.nn.Module, positions: list[int], steps: int) -> dict[int, float]:
+    """Median ms of one ``step`` at batch 1 after prefilling each of ``positions`` tokens.
+
+    The positions take turns step by step, so a burst of load elsewhere hits them alike.
+    """
     model.eval()
     gen = torch.Generator().manual_seed(1)
-    toks = torch.randint(0, VOCAB, (1, position + steps), generator=gen)
-    state = None
-    for lo in range(0, position, 512):
-        _, state = model(toks[:, lo : min(lo + 512, position)], state=state, return_state=True)
-    times = []
-    for t in range(position, position + steps):
-        start = time.perf_counter()
-        _, state = model.step(toks[:, t], state)
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    toks = torch.randint(0, VOCAB, (1, max(positions) + steps), generator=gen)
+    states = {}
+    for p in positions:  # prefill in chunks of 512
+        state = None
+        for lo in range(0, p, 512):
+            _, state = model(toks[:, lo : min(lo + 512, p)], state=state, return_state=True)
+        states[p] = state
+    times: dict[int, list[float]] = {p: [] for p in positions}
+    for i in range(steps):
+        for p in positions:
+            start = time.perf_counter()
+            _, states[p] = model.step(toks[:, p + i], states[p])
+            times[p].append(time.perf_counter() - start)
+    return {p: 1e3 * statistics.median(t) for p, t in times.items()}
 
 
 def bench_one(arch: str, preset: str, iters: int, steps: int, positions: list[int]) -> dict:
@@ -78,8 +86,8 @@ def bench_one(arch: str, preset: str, iters: int, steps: int, positions: list[in
         "params": count_parameters(model),
         "train_tokens_per_s": train_tokens_per_s(model, 16, 512, iters),
     }
-    for p in positions:
-        result[f"step_ms@{p}"] = step_ms(model, p, steps)
+    for p, ms in step_ms(model, positions, steps).items():
+        result[f"step_ms@{p}"] = ms
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -94,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--preset", default="small")
     parser.add_argument("--iters", type=int, default=5, help="timed training iterations")
-    parser.add_argument("--steps", type=int, default=64, help="timed generation steps")
+    parser.add_argument("--steps", type=int, default=200, help="timed generation steps")
     parser.add_argument("--positions", type=int, nargs="+", default=[64, 4000])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print JSON lines, no table")
