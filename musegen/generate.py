@@ -116,18 +116,18 @@ class MuseGen:
         primer: Primer,
         *,
         n: int = 1,
-        bars: int = 8,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = 0.95,
-        min_p: float | None = None,
+        bars: int = Constraints.bars,
         seed: int | None = None,
         key: str | Key | None = None,
         pitch_range: tuple[int, int] | None = None,
+        **sampling_options: Any,
     ) -> list[list[int]]:
-        """Token ids of ``n`` continuations of a prepared primer (each ends with EOS)."""
+        """Token ids of ``n`` continuations of a prepared primer (each ends with EOS).
+
+        ``sampling_options``: temperature, top_k, top_p, min_p (see `musegen.sample.Sampling`).
+        """
         constraints = self._constraints(primer, bars, key, pitch_range)
-        sampling = Sampling(temperature, top_k, top_p, min_p)
+        sampling = Sampling(**sampling_options)
         return generate(
             self.model,
             self.tokenizer,
@@ -175,7 +175,7 @@ class MuseGen:
         self,
         source: Any = None,
         n: int = 4,
-        bars: int = 8,
+        bars: int = Constraints.bars,
         *,
         track: int | None = None,
         continuation_only: bool = False,
@@ -193,11 +193,11 @@ class MuseGen:
     def continue_midi(
         self,
         source: Any = None,
-        bars: int = 8,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = 0.95,
-        min_p: float | None = None,
+        bars: int = Constraints.bars,
+        temperature: float = Sampling.temperature,
+        top_k: int | None = Sampling.top_k,
+        top_p: float | None = Sampling.top_p,
+        min_p: float | None = Sampling.min_p,
         seed: int | None = None,
         key: str | Key | None = None,
         *,
@@ -235,7 +235,7 @@ class MuseGen:
     def stream(
         self,
         source: Any = None,
-        bars: int = 8,
+        bars: int = Constraints.bars,
         *,
         track: int | None = None,
         channel: int = 0,
