@@ -308,7 +308,7 @@ class MuseGen:
     def score(self, source: Any, *, track: int | None = None) -> dict:
         """How surprising a melody is to this model: bits per note and pitch bits per note."""
         ids = np.asarray(self.tokenizer.encode(source, track=track), dtype=np.int64)
-        notes = int(sum(1 for t in ids if t in set(self.tokenizer.pitch_ids.tolist())))
+        notes = int(np.isin(ids, self.tokenizer.pitch_ids).sum())
         result = bits_per_note(token_nll(self.model, [ids]), [ids], [notes], self.tokenizer)
         return {
             "notes": result["notes"],
