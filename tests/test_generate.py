@@ -169,8 +169,22 @@ def run_cli(*args):
 
 def test_cli_generate_writes_variations(tmp_path, primer):
     out = tmp_path / "out.mid"
-    r = run_cli("generate", str(primer), "-o", str(out), "--model", "lstm", "--bars", "2",
-                "--variations", "2", "--seed", "1", "--key", "auto")
+    r = run_cli(
+        "generate",
+        str(primer),
+        "-o",
+        str(out),
+        "--model",
+        "lstm",
+        "--bars",
+        "2",
+        "--variations",
+        "2",
+        "--seed",
+        "1",
+        "--key",
+        "auto",
+    )
     assert r.returncode == 0, r.stderr
     files = [tmp_path / "out_1.mid", tmp_path / "out_2.mid"]
     for f in files:
