@@ -24,7 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from musegen.errors import MidiError, MuseGenError
+from musegen.data import abc2midi_binary
+from musegen.data import music21_corpus_dir as data_corpus_dir
+from musegen.errors import DataError, MidiError, MuseGenError
 from musegen.midi import list_tracks, using_symusic
 from musegen.tokenizer import SUPPORTED_TIME_SIGNATURES, Tokenizer
 
@@ -32,21 +34,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def abc2midi_path() -> Path | None:
-    """The ``abc2midi`` binary shipped in the symusic wheel, if installed."""
+    """The ``abc2midi`` binary (see `musegen.data.abc2midi_binary`), or None if missing."""
     try:
-        import symusic
-    except ImportError:
+        return abc2midi_binary()
+    except DataError:
         return None
-    p = Path(symusic.__file__).parent / "bin" / "abc2midi"
-    return p if p.is_file() else None
 
 
 def music21_corpus_dir() -> Path | None:
+    """The installed music21 package folder, or None if music21 is missing."""
     try:
-        import music21
-    except ImportError:
+        return data_corpus_dir().parent
+    except DataError:
         return None
-    return Path(music21.__file__).parent
 
 
 def make_folk_midis(n: int, out_dir: str | os.PathLike) -> list[Path]:
