@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from musegen.errors import MuseGenError
+from musegen.errors import ConfigError, MuseGenError
 
 USER_ERROR = 2
 
@@ -197,6 +197,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from musegen.app import launch
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be 1-65535 (got {args.port})")
+    print(f"musegen demo: http://{args.host}:{args.port}/  (Ctrl+C stops it)", file=sys.stderr)
+    launch(args.host, args.port)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from musegen.checkpoint import SHIPPED_DIR, read_config
     from musegen.models import ARCHITECTURES
@@ -318,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also compare sampled continuations of N tunes with the real ones",
     )
+
+    p = add("demo", cmd_demo, "start the web demo (Gradio) in your browser")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    p.add_argument("--port", type=int, default=7860)
 
     add("models", cmd_models, "list the shipped models")
     return parser

@@ -47,6 +47,11 @@ class Primer:
     tempo: float  # quarter notes per minute at the continuation's start
     velocity: int  # the primer's median velocity, given to generated notes
 
+    @property
+    def start_seconds(self) -> float:
+        """Where the continuation starts in the output, in seconds (0 without a primer)."""
+        return float(self.grid.ticks_to_seconds(self.start))
+
 
 def _reusable(source: Any) -> Any:
     """File objects can be read once; read them into bytes so the source can be read twice."""

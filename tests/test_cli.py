@@ -12,7 +12,7 @@ from corpus_helpers import make_corpus
 
 from musegen.cli import build_parser, main
 
-SUBCOMMANDS = ["generate", "tokenize", "data", "train", "eval", "models"]
+SUBCOMMANDS = ["generate", "tokenize", "data", "train", "eval", "models", "demo"]
 EXAMPLES = Path(__file__).parent.parent / "demo" / "examples"
 
 
@@ -100,3 +100,9 @@ def test_eval_json_ngram_and_model(corpus, capsys):
 def test_eval_bad_data_dir_is_exit_2(tmp_path, capsys):
     assert main(["eval", "--model", "ngram", "--data", str(tmp_path / "none")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_demo_bad_port_is_exit_2(capsys):
+    assert main(["demo", "--port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--port must be 1-65535" in err

@@ -1,0 +1,349 @@
+"""The web demo: upload a melody, hear and see its continuation (Gradio, the ``demo`` extra).
+
+    musegen demo                      # http://127.0.0.1:7860
+    python demo/app.py --port 7861
+
+`Studio` does the work (load models once, continue, render audio and piano rolls into a
+scratch folder); `build_app` lays it out as a Gradio page whose generate button is also the
+API endpoint ``/continue``:
+
+    from gradio_client import Client, handle_file
+    c = Client("http://127.0.0.1:7860/")
+    midi, audio, roll, *rest, status = c.predict(handle_file("tune.mid"), api_name="/continue")
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from musegen.errors import ConfigError, MuseGenError
+from musegen.generate import MuseGen, load
+from musegen.midi import DEFAULT_LIMITS, list_tracks
+from musegen.models import ARCHITECTURES
+from musegen.render import piano_roll, write_wav
+from musegen.sample import Sampling
+from musegen.theory import MODES, NOTE_NAMES
+
+MAX_VARIATIONS = 4  # result slots on the page
+MAX_BARS = 32
+ALL_TRACKS = "all tracks"
+KEYS = ["auto", "none"] + [f"{t} {m}" for m in MODES if m != "chromatic" for t in NOTE_NAMES]
+SCRATCH_MAX_AGE_S = 3600  # rendered files older than this are deleted
+CONCURRENCY = 2  # generations at once (2 cores); the rest wait in the queue
+QUEUE_SIZE = 32  # waiting requests beyond this are refused with a message
+DEFAULT_MODEL = "mamba"
+
+
+@dataclass
+class Rendered:
+    """One continuation as files: MIDI, WAV and piano-roll PNG."""
+
+    midi: str
+    audio: str
+    roll: str
+
+
+def examples_dir() -> Path | None:
+    """The example melodies: the source checkout's demo/examples, or the installed copy."""
+    import sys
+
+    for d in (
+        Path(__file__).resolve().parent.parent / "demo" / "examples",
+        Path(sys.prefix) / "share" / "musegen" / "examples",
+    ):
+        if d.is_dir() and any(d.glob("*.mid")):
+            return d
+    return None
+
+
+def parse_track(choice: str | int | None) -> int | None:
+    """ "all tracks" / None -> None; "2: Flute (40 notes)" or 2 -> 2."""
+    if choice is None or choice == "" or choice == ALL_TRACKS:
+        return None
+    text = str(choice).split(":", 1)[0].strip()
+    if not text.isdigit():
+        raise ConfigError(f"track must be {ALL_TRACKS!r} or a track number (got {choice!r})")
+    return int(text)
+
+
+def _stem(path: str | Path) -> str:
+    """A safe file-name stem from an uploaded file's name."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(path).stem)[:60]
+    return stem or "melody"
+
+
+class Studio:
+    """The demo's engine: shipped models loaded once, files rendered into one scratch folder."""
+
+    def __init__(self, scratch: str | Path | None = None, device: str = "cpu") -> None:
+        self.scratch = Path(scratch or tempfile.mkdtemp(prefix="musegen-demo-"))
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.device = device
+        self._models: dict[str, MuseGen] = {}
+        self._lock = threading.Lock()
+
+    def model(self, name: str) -> MuseGen:
+        """The shipped model ``name``, loaded on first use and kept."""
+        if name not in ARCHITECTURES:
+            raise ConfigError(f"model must be one of {', '.join(ARCHITECTURES)} (got {name!r})")
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = load(name, device=self.device)
+            return self._models[name]
+
+    def prune(self, max_age_s: float = SCRATCH_MAX_AGE_S) -> None:
+        """Delete the folders of requests older than ``max_age_s``."""
+        cutoff = time.time() - max_age_s
+        for d in self.scratch.iterdir():
+            try:
+                if d.stat().st_mtime < cutoff:
+                    shutil.rmtree(d) if d.is_dir() else d.unlink()
+            except OSError:
+                pass  # another request removed it
+
+    def _render(self, pm, split: float | None, title: str, stem: str) -> Rendered:
+        """Write MIDI, WAV and PNG named ``stem`` into a fresh folder of their own."""
+        folder = self.scratch / uuid.uuid4().hex
+        folder.mkdir()
+        midi, audio, roll = (folder / f"{stem}{ext}" for ext in (".mid", ".wav", ".png"))
+        pm.write(str(midi))
+        write_wav(pm, audio)
+        piano_roll(pm, roll, split=split, title=title)
+        return Rendered(str(midi), str(audio), str(roll))
+
+    def tracks(self, midi_path: str) -> list[str]:
+        """Choices for the track menu: all tracks, then each track with notes."""
+        infos = list_tracks(midi_path)
+        named = [
+            f"{t.index}: {t.name or 'untitled'} ({t.notes} notes{', drums' if t.is_drum else ''})"
+            for t in infos
+            if t.notes
+        ]
+        return [ALL_TRACKS] + named
+
+    def preview(self, midi_path: str, track: str | int | None = None) -> Rendered:
+        """The primer alone, as the model will read it (notes of the chosen track)."""
+        m = self.model(DEFAULT_MODEL)
+        primer = m.prepare(midi_path, track=parse_track(track))
+        pm = m.to_midi(primer, [])
+        return self._render(pm, None, "your melody", _stem(midi_path))
+
+    def continue_midi(
+        self,
+        midi_path: str | None,
+        *,
+        track: str | int | None = None,
+        model: str = DEFAULT_MODEL,
+        bars: int = 8,
+        temperature: float = Sampling.temperature,
+        top_p: float | None = Sampling.top_p,
+        key: str = "auto",
+        variations: int = 1,
+        seed: int | None = 1,
+    ) -> tuple[list[Rendered], str]:
+        """Continue ``midi_path`` (None: compose from scratch); returns the rendered
+        variations and a one-line summary with the time taken."""
+        if not isinstance(variations, int) or not 1 <= variations <= MAX_VARIATIONS:
+            raise ConfigError(f"variations must be 1-{MAX_VARIATIONS} (got {variations})")
+        if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
+            raise ConfigError(f"bars must be 1-{MAX_BARS} in the demo (got {bars})")
+        self.prune()
+        m = self.model(model)
+        key_arg: str | None = None if key in (None, "", "none") else key
+        if key_arg == "auto" and midi_path is None:
+            key_arg = None
+        t0 = time.perf_counter()
+        primer = m.prepare(midi_path, track=parse_track(track))
+        rows = m.generate_ids(
+            primer,
+            n=variations,
+            bars=bars,
+            seed=seed,
+            key=key_arg,
+            temperature=temperature,
+            top_p=top_p if top_p is not None and top_p < 1.0 else None,
+        )
+        pms = [m.to_midi(primer, r) for r in rows]
+        seconds = time.perf_counter() - t0
+        split = primer.start_seconds if midi_path is not None else None
+        stem = _stem(midi_path) if midi_path is not None else "new_tune"
+        results = [
+            self._render(pm, split, f"{model} - variation {i + 1}", f"{stem}_{model}_{i + 1}")
+            for i, pm in enumerate(pms)
+        ]
+        notes = sum(len(inst.notes) for pm in pms for inst in pm.instruments)
+        summary = (
+            f"{variations} x {bars} bars with {model} in {seconds * 1000:.0f} ms "
+            f"(seed {seed}; {notes} notes in all, primer included)"
+        )
+        return results, summary
+
+
+# ------------------------------------------------------------------ the page
+
+
+def build_app(studio: Studio | None = None):
+    """The Gradio Blocks app over ``studio`` (a new one if not given)."""
+    try:
+        import gradio as gr
+    except ImportError as e:
+        raise ConfigError("the web demo needs gradio: pip install 'musegen[demo]'") from e
+
+    studio = studio or Studio()
+
+    def user_error(e: MuseGenError):
+        return gr.Error(str(e), title="Cannot continue this file")
+
+    def on_upload(midi_path: str | None):
+        if midi_path is None:
+            return gr.Dropdown(choices=[ALL_TRACKS], value=ALL_TRACKS), None, None
+        try:
+            choices = studio.tracks(midi_path)
+            primer = studio.preview(midi_path)
+        except MuseGenError as e:
+            raise user_error(e) from None
+        return gr.Dropdown(choices=choices, value=ALL_TRACKS), primer.audio, primer.roll
+
+    def on_track(midi_path: str | None, track: str):
+        if midi_path is None:
+            return None, None
+        try:
+            primer = studio.preview(midi_path, track)
+        except MuseGenError as e:
+            raise user_error(e) from None
+        return primer.audio, primer.roll
+
+    def on_continue(midi_path, track, model, bars, temperature, top_p, key, variations, seed):
+        try:
+            results, summary = studio.continue_midi(
+                midi_path,
+                track=track,
+                model=model,
+                bars=int(bars),
+                temperature=float(temperature),
+                top_p=float(top_p),
+                key=key,
+                variations=int(variations),
+                seed=None if seed is None else int(seed),
+            )
+        except MuseGenError as e:
+            raise user_error(e) from None
+        outputs: list[Any] = []
+        for i in range(MAX_VARIATIONS):
+            r = results[i] if i < len(results) else None
+            outputs += [r.midi, r.audio, r.roll] if r else [None, None, None]
+        return [*outputs, summary]
+
+    def show_slots(variations):
+        n = int(variations)
+        return [gr.Column(visible=i < n) for i in range(MAX_VARIATIONS)]
+
+    with gr.Blocks(title="musegen", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(
+            "# musegen\nUpload a MIDI melody (or pick an example) and press **Continue**: "
+            "the model writes the next bars. Listen, look, download."
+        )
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                midi_in = gr.File(
+                    label="Your melody (.mid)", file_types=[".mid", ".midi"], elem_id="midi-in"
+                )
+                ex = examples_dir()
+                if ex is not None:
+                    gr.Examples(
+                        examples=[[str(p)] for p in sorted(ex.glob("*.mid"))],
+                        inputs=[midi_in],
+                        label="Example melodies",
+                    )
+                track = gr.Dropdown(
+                    [ALL_TRACKS], value=ALL_TRACKS, label="Track", allow_custom_value=True
+                )
+                model = gr.Radio(list(ARCHITECTURES), value=DEFAULT_MODEL, label="Model")
+                bars = gr.Slider(1, MAX_BARS, value=8, step=1, label="Bars to add")
+                with gr.Accordion("More options", open=False):
+                    temperature = gr.Slider(
+                        0.1, 2.0, value=Sampling.temperature, step=0.05, label="Temperature"
+                    )
+                    top_p = gr.Slider(
+                        0.5, 1.0, value=Sampling.top_p, step=0.01, label="Top-p (1 = off)"
+                    )
+                    key = gr.Dropdown(KEYS, value="auto", label="Key (auto = the melody's)")
+                    variations = gr.Slider(1, MAX_VARIATIONS, value=1, step=1, label="Variations")
+                    seed = gr.Number(value=1, precision=0, label="Seed (same seed, same notes)")
+                go = gr.Button("Continue", variant="primary", elem_id="continue")
+            with gr.Column(scale=2):
+                status = gr.Markdown("", elem_id="status")
+                slots, outputs = [], []
+                for i in range(MAX_VARIATIONS):
+                    with gr.Column(visible=i == 0) as slot:
+                        roll = gr.Image(
+                            label=f"Piano roll {i + 1} (grey: yours, orange: new)",
+                            type="filepath",
+                            elem_id=f"roll-{i + 1}",
+                        )
+                        audio = gr.Audio(
+                            label=f"Listen {i + 1}", type="filepath", elem_id=f"audio-{i + 1}"
+                        )
+                        midi = gr.File(label=f"Download MIDI {i + 1}", elem_id=f"midi-{i + 1}")
+                    slots.append(slot)
+                    outputs += [midi, audio, roll]
+                with gr.Accordion("Your melody", open=True):
+                    primer_roll = gr.Image(
+                        label="Piano roll", type="filepath", elem_id="primer-roll"
+                    )
+                    primer_audio = gr.Audio(label="Listen", type="filepath")
+
+        midi_in.change(
+            on_upload,
+            [midi_in],
+            [track, primer_audio, primer_roll],
+            api_visibility="private",
+        )
+        track.input(
+            on_track, [midi_in, track], [primer_audio, primer_roll], api_visibility="private"
+        )
+        go.click(
+            on_continue,
+            [midi_in, track, model, bars, temperature, top_p, key, variations, seed],
+            [*outputs, status],
+            api_name="continue",
+            api_description="Continue a MIDI melody: returns, per variation slot, the MIDI "
+            "file, the audio and the piano roll (None for unused slots), then a summary.",
+        ).then(show_slots, [variations], slots, api_visibility="private")
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    return app
+
+
+def launch(
+    host: str = "127.0.0.1", port: int = 7860, *, block: bool = True, studio: Studio | None = None
+):
+    """Start the demo on ``host:port``; with ``block=False`` return the running app."""
+    import gradio as gr
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    studio = studio or Studio()
+    studio.model(DEFAULT_MODEL)  # the first click should not wait for loading
+    app = build_app(studio)
+    theme = gr.themes.Soft(
+        font=["ui-sans-serif", "system-ui", "sans-serif"],  # no web fonts: works offline
+        font_mono=["ui-monospace", "monospace"],
+    )
+    app.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=not block,
+        max_file_size=DEFAULT_LIMITS.max_file_bytes,
+        theme=theme,
+        ssr_mode=False,
+        quiet=not block,
+        footer_links=["api"],
+    )
+    return app

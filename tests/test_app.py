@@ -1,0 +1,228 @@
+"""The web demo: the engine, the /continue API through gradio_client, and a real browser."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import socket
+import wave
+from pathlib import Path
+
+import pretty_midi
+import pytest
+
+from musegen.app import ALL_TRACKS, KEYS, MAX_VARIATIONS, Studio, parse_track
+from musegen.errors import ConfigError, MidiError
+from musegen.render import CONTINUATION_COLOUR, PRIMER_COLOUR
+
+gr = pytest.importorskip("gradio")
+EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
+JIG = EXAMPLES / "jig_in_d.mid"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _wav_seconds(path: str) -> float:
+    with wave.open(path) as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        return w.getnframes() / w.getframerate()
+
+
+def _colours(png: str) -> set[tuple[int, int, int]]:
+    import matplotlib.image
+
+    rgb = (matplotlib.image.imread(png)[..., :3] * 255).round().astype(int)
+    return {tuple(p) for p in rgb.reshape(-1, 3)}
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory) -> Studio:
+    return Studio(tmp_path_factory.mktemp("scratch"))
+
+
+# ------------------------------------------------------------------ the engine
+
+
+def test_continue_renders_midi_audio_and_roll(studio):
+    (r,), summary = studio.continue_midi(str(JIG), model="mamba", bars=4, seed=3)
+    primer = pretty_midi.PrettyMIDI(str(JIG))
+    out = pretty_midi.PrettyMIDI(r.midi)
+    n_primer = sum(len(i.notes) for i in primer.instruments)
+    assert sum(len(i.notes) for i in out.instruments) > n_primer
+    assert out.get_end_time() > primer.get_end_time()
+    # the audio lasts as long as the music plus the tail
+    assert abs(_wav_seconds(r.audio) - (out.get_end_time() + 1.0)) < 0.05
+    # the picture shows both the primer and the continuation colours
+    colours = _colours(r.roll)
+    assert _rgb(PRIMER_COLOUR) in colours and _rgb(CONTINUATION_COLOUR) in colours
+    assert "4 bars with mamba" in summary and " ms " in summary
+    assert {Path(p).name for p in (r.midi, r.audio, r.roll)} == {
+        f"jig_in_d_mamba_1.{ext}" for ext in ("mid", "wav", "png")
+    }
+    assert all(Path(p).parent.parent == studio.scratch for p in (r.midi, r.audio, r.roll))
+
+
+def test_variations_differ_and_seed_repeats(studio):
+    rows, _ = studio.continue_midi(str(JIG), model="lstm", bars=2, variations=3, seed=5)
+    notes = [
+        [(n.pitch, round(n.start, 3)) for n in pretty_midi.PrettyMIDI(r.midi).instruments[0].notes]
+        for r in rows
+    ]
+    assert len(rows) == 3 and len({tuple(n) for n in notes}) > 1
+    again, _ = studio.continue_midi(str(JIG), model="lstm", bars=2, variations=3, seed=5)
+    first = pretty_midi.PrettyMIDI(again[0].midi).instruments[0].notes
+    assert [(n.pitch, round(n.start, 3)) for n in first] == notes[0]
+
+
+def test_from_scratch_and_every_key_choice_is_accepted(studio):
+    (r,), _ = studio.continue_midi(None, model="transformer", bars=2, key="none", seed=1)
+    assert pretty_midi.PrettyMIDI(r.midi).get_end_time() > 0
+    from musegen.theory import parse_key
+
+    for k in KEYS[2:]:
+        parse_key(k)
+
+
+def test_tracks_and_preview(studio):
+    assert studio.tracks(str(JIG))[0] == ALL_TRACKS
+    assert parse_track(ALL_TRACKS) is None and parse_track("0: Flute (3 notes)") == 0
+    with pytest.raises(ConfigError, match="track"):
+        parse_track("flute")
+    p = studio.preview(str(JIG))
+    assert _rgb(PRIMER_COLOUR) in _colours(p.roll)
+    assert _wav_seconds(p.audio) > 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"variations": 0}, "variations must be 1-4"),
+        ({"variations": MAX_VARIATIONS + 1}, "variations must be 1-4"),
+        ({"bars": 0}, "bars must be 1-32"),
+        ({"model": "gpt"}, "model must be one of"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"key": "H major"}, "key"),
+    ],
+)
+def test_bad_options_are_user_errors(studio, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        studio.continue_midi(str(JIG), **kwargs)
+
+
+def test_bad_files_are_user_errors(studio, tmp_path):
+    garbage = tmp_path / "garbage.mid"
+    garbage.write_bytes(b"this is not a MIDI file")
+    with pytest.raises(MidiError, match="not a Standard MIDI File"):
+        studio.continue_midi(str(garbage))
+    empty = tmp_path / "empty.mid"
+    pretty_midi.PrettyMIDI().write(str(empty))
+    with pytest.raises(MidiError, match="no notes"):
+        studio.continue_midi(str(empty))
+
+
+def test_prune_removes_only_old_files(tmp_path):
+    s = Studio(tmp_path)
+    old, new = tmp_path / "old", tmp_path / "new"
+    for d in (old, new):
+        d.mkdir()
+        (d / "tune.wav").write_bytes(b"x")
+    os.utime(old, (1, 1))
+    s.prune()
+    assert not old.exists() and (new / "tune.wav").exists()
+
+
+# ------------------------------------------------------------------ the running app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(studio):
+    from musegen.app import launch
+
+    port = _free_port()
+    app = launch("127.0.0.1", port, block=False, studio=studio)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def test_continue_endpoint_through_gradio_client(server):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    assert "/continue" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    out = client.predict(handle_file(str(JIG)), api_name="/continue")
+    midi, audio, roll, *rest, status = out
+    assert rest == [None] * 3 * (MAX_VARIATIONS - 1)
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(Path(midi).read_bytes()))
+    assert pm.get_end_time() > pretty_midi.PrettyMIDI(str(JIG)).get_end_time()
+    assert _wav_seconds(audio) > 1.0
+    assert Path(roll).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "8 bars with mamba" in status
+
+    # two variations with the lstm, all options given by name
+    out = client.predict(
+        handle_file(str(JIG)),
+        track=ALL_TRACKS,
+        model="lstm",
+        bars=2,
+        variations=2,
+        key="D major",
+        api_name="/continue",
+    )
+    assert out[3] is not None and out[6] is None and "2 x 2 bars with lstm" in out[-1]
+
+
+def test_garbage_upload_gets_the_message_and_the_app_keeps_working(server, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(server, verbose=False)
+    garbage = tmp_path / "song.mid"
+    garbage.write_bytes(b"RIFF....WAVEfmt not midi at all")
+    with pytest.raises(AppError, match="not a Standard MIDI File"):
+        client.predict(handle_file(str(garbage)), api_name="/continue")
+    out = client.predict(handle_file(str(JIG)), bars=1, api_name="/continue")
+    assert out[0] is not None
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian: apt install chromium)"
+)
+def test_real_browser_upload_continue_and_see_results(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shot = Path(os.environ.get("MUSEGEN_SCREENSHOT", tmp_path / "demo.png"))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(server)
+            page.locator("#midi-in input[type=file]").set_input_files(str(JIG))
+            # the upload shows the melody's own piano roll before anything is generated
+            sync_api.expect(page.locator("#primer-roll img")).to_be_visible(timeout=30_000)
+            page.locator("#continue").click()
+            status = page.locator("#status")
+            sync_api.expect(status).to_contain_text("8 bars with mamba", timeout=60_000)
+            roll = page.locator("#roll-1 img")
+            sync_api.expect(roll).to_be_visible()
+            assert (
+                page.evaluate("(el) => el.complete && el.naturalWidth", roll.element_handle())
+                == 1000
+            )
+            sync_api.expect(
+                page.locator("#audio-1 audio, #audio-1 .waveform-container").first
+            ).to_be_attached()
+            sync_api.expect(page.locator("#midi-1")).to_contain_text(re.compile(r"jig_in_d_mamba_1\s*\.mid"))
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.read_bytes()[:4] == b"\x89PNG"
