@@ -335,7 +335,8 @@ class Mamba2(nn.Module):
         and ssm_state (B, H, P, N) in place. Same maths as forward, written for few kernels."""
         c = self.config
         b, g, h, n = u.size(0), c.ngroups, c.nheads, c.d_state
-        z, xBC, dt = self.in_proj(u).split([c.d_inner, c.conv_dim, c.nheads], dim=-1)
+        zxbcdt = F.linear(u, self.in_proj.weight)  # (B, d_in_proj)
+        z, xBC, dt = zxbcdt.split([c.d_inner, c.conv_dim, c.nheads], dim=-1)
         conv_state.copy_(torch.cat([conv_state[:, 1:], xBC[:, None]], dim=1))  # shift in xBC
         taps = self.conv1d.weight.view(c.conv_dim, c.d_conv).t()  # (d_conv, conv_dim)
         xBC = F.silu((conv_state * taps).sum(1) + self.conv1d.bias)  # (B, conv_dim)
@@ -349,7 +350,7 @@ class Mamba2(nn.Module):
         state.baddbmm_(dtx, Bm.reshape(b * g, 1, n))  # += dt x B^T
         y = torch.bmm(state, Cm.reshape(b * g, n, 1)).view(b, h, c.headdim)  # (B, H, P)
         y = torch.addcmul(y, x, self.D.view(h, 1))  # + D x
-        return self.out_proj(self.norm(y.view(b, c.d_inner), z))
+        return F.linear(self.norm(y.view(b, c.d_inner), z), self.out_proj.weight)
 
 
 class MambaBlock(nn.Module):
@@ -415,6 +416,7 @@ class MambaDecoder(Decoder):
         """Advance every sequence by one token (B,); returns logits (B, V) and the state,
         updated in place."""
         x = self.embed(token)  # (B, D)
+        eps = self.config.norm_eps
         for layer, conv, ssm in zip(self.layers, state.conv, state.ssm, strict=True):
-            x = x + layer.mixer.step(layer.norm(x), conv, ssm)
-        return F.linear(self.norm_f(x), self.embed.weight), state
+            x = x + layer.mixer.step(rms_norm(x, layer.norm.weight, eps), conv, ssm)
+        return F.linear(rms_norm(x, self.norm_f.weight, eps), self.embed.weight), state

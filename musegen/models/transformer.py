@@ -94,6 +94,10 @@ class Rotary(nn.Module):
         self.head_dim = head_dim
         self.base = base
         self._inv_freq: dict[torch.device, Tensor] = {}  # float64, kept out of .to(dtype)
+        self._tables: dict[tuple, Tensor] = {}  # (device, dtype, block) -> (TABLE, Dh/2) cis
+
+    TABLE = 1024  # positions per table of step angles
+    TABLES_KEPT = 8
 
     def forward(self, start: int, length: int, device: torch.device, dtype: torch.dtype) -> Tensor:
         """Unit complex numbers e^(i * pos * freq) for positions start.., (T, Dh/2)."""
@@ -105,6 +109,17 @@ class Rotary(nn.Module):
         angles = torch.outer(pos, inv_freq)  # (T, Dh/2)
         cis = torch.polar(torch.ones_like(angles), angles)  # complex128
         return cis if dtype == torch.float64 else cis.to(torch.complex64)
+
+    def at(self, pos: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """``forward(pos, 1)[0]`` from cached tables of ``TABLE`` aligned positions, (Dh/2,)."""
+        block, offset = divmod(pos, self.TABLE)
+        key = (device, dtype, block)
+        table = self._tables.get(key)
+        if table is None:
+            if len(self._tables) >= self.TABLES_KEPT:
+                self._tables.pop(next(iter(self._tables)))  # the oldest
+            table = self._tables[key] = self.forward(block * self.TABLE, self.TABLE, device, dtype)
+        return table[offset]
 
 
 def rotate(x: Tensor, cis: Tensor) -> Tensor:
@@ -300,6 +315,38 @@ class TransformerDecoder(Decoder):
         return (logits, state) if return_state else logits
 
     def step(self, token: Tensor, state: TransformerState) -> tuple[Tensor, TransformerState]:
-        """Advance every sequence by one token (B,); returns logits (B, V) and the state."""
-        logits, state = self.forward(token[:, None], state, return_state=True)
-        return logits[:, 0], state
+        """Advance every sequence by one token (B,); returns logits (B, V) and the state.
+
+        The fast path for generation: the rotary angle comes from a table and attention over
+        the cache is two matrix products and a softmax (SDPA's kernels cost three times more
+        for a single query). ``forward`` is the reference it is tested against; with
+        gradients or dropout active the step goes through it.
+        """
+        if torch.is_grad_enabled() or (self.training and self.config.dropout > 0):
+            logits, state = self.forward(token[:, None], state, return_state=True)
+            return logits[:, 0], state
+        c = self.config
+        B, H, Dh = token.size(0), c.n_heads, c.head_dim
+        pos, W = state.pos, c.max_seq_len
+        slot, n = pos % W, min(pos + 1, W)
+        x = self.embed(token)  # (B, D)
+        cis = self.rotary.at(pos, x.device, x.dtype)  # (Dh/2,) complex
+        D, eps = c.d_model, c.norm_eps
+        for i, block in enumerate(self.blocks):  # the Block's maths, functional: fewer calls
+            n1, n2, attn, mlp = block.norm1, block.norm2, block.attn, block.mlp
+            h = F.layer_norm(x, (D,), n1.weight, n1.bias, eps)
+            qkv = F.linear(h, attn.qkv.weight).view(B, 3, H, Dh)
+            qk = rotate(qkv[:, :2], cis)  # (B, 2, H, Dh)
+            k_cache, v_cache = state.k[i], state.v[i]  # (B, H, W, Dh)
+            k_cache[:, :, slot] = qk[:, 1]
+            v_cache[:, :, slot] = qkv[:, 2]
+            q = qk[:, 0, :, None]  # (B, H, 1, Dh)
+            scores = q @ k_cache[:, :, :n].transpose(-1, -2)  # (B, H, 1, n); slot order is
+            weights = torch.softmax(scores * Dh**-0.5, dim=-1)  # irrelevant for one query
+            y = (weights @ v_cache[:, :, :n]).view(B, D)  # (B, D)
+            x = torch.addmm(x, y, attn.proj.weight.t())  # x + proj(y)
+            h = F.layer_norm(x, (D,), n2.weight, n2.bias, eps)
+            h = F.gelu(F.linear(h, mlp.fc.weight), approximate="tanh")  # (B, d_ff)
+            x = torch.addmm(x, h, mlp.proj.weight.t())  # x + mlp(.)
+        state.pos = pos + 1
+        return F.linear(self.norm(x), self.embed.weight), state
