@@ -35,23 +35,30 @@ from musegen.models import ARCHITECTURES, build, count_parameters
 VOCAB = 450
 
 
-def train_tokens_per_s(model: torch.nn.Module, batch: int, length: int, iters: int) -> float:
-    """Median tokens/s of forward + backward + AdamW step on random tokens."""
+def train_step_seconds(model: torch.nn.Module, batch: int, length: int, iters: int) -> list[float]:
+    """Seconds of each of ``iters`` forward + backward + AdamW steps on random tokens (after
+    one warm-up step)."""
     model.train()
+    vocab = model.config.vocab_size
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     times = []
     for i in range(iters + 1):  # the first iteration is warm-up
-        toks = torch.randint(0, VOCAB, (batch, length + 1), generator=gen)
+        toks = torch.randint(0, vocab, (batch, length + 1), generator=gen)
         start = time.perf_counter()
         logits = model(toks[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, VOCAB), toks[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, vocab), toks[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if i:
             times.append(time.perf_counter() - start)
-    return batch * length / statistics.median(times)
+    return times
+
+
+def train_tokens_per_s(model: torch.nn.Module, batch: int, length: int, iters: int) -> float:
+    """Median tokens/s of forward + backward + AdamW step on random tokens."""
+    return batch * length / statistics.median(train_step_seconds(model, batch, length, iters))
 
 
 @torch.inference_mode()

@@ -197,6 +197,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from musegen import bench
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1 (got {args.threads})")
+    positions = sorted(set(args.positions)) if args.positions else None
+    if positions and positions[0] < 1:
+        raise ConfigError(f"--positions must be >= 1 (got {positions[0]})")
+    result = bench.run(
+        quick=args.quick,
+        threads=args.threads,
+        progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True),
+        positions=positions,
+    )
+    if args.plot:
+        bench.plot_step_costs(result["step_ms_at_position"], args.plot)
+    print(json.dumps(result, indent=1) if args.json else bench.table(result))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from musegen.app import launch
 
@@ -328,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also compare sampled continuations of N tunes with the real ones",
     )
+
+    p = add("bench", cmd_bench, "measure speed on this machine (and against Hugging Face)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quick", action="store_true", help="a reduced run of a few seconds")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--positions", type=int, nargs="+", default=None, help="step positions (default 64 4000)"
+    )
+    p.add_argument("--plot", default=None, metavar="PNG", help="plot step cost against position")
 
     p = add("demo", cmd_demo, "start the web demo (Gradio) in your browser")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
