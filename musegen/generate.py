@@ -330,6 +330,14 @@ def _last_bar_end(tok: Tokenizer, ids: list[int]) -> int:
 
 def load(name_or_dir: str | Path = "mamba", device: str | torch.device = "cpu") -> MuseGen:
     """Load a shipped model (``"lstm"``, ``"transformer"``, ``"mamba"``) or a checkpoint dir."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(
+            f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps' (got {device!r})"
+        ) from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but PyTorch sees no CUDA GPU; use 'cpu'")
     path = ckpt.resolve(name_or_dir)
     model, tokenizer, config = ckpt.load_checkpoint(path, device=device)
     return MuseGen(model, tokenizer, config, str(name_or_dir))

@@ -13,6 +13,7 @@ result reproducible.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,6 +27,27 @@ from musegen.tokenizer import Tokenizer
 
 MAX_BARS = 256
 MAX_VARIATIONS = 16
+MAX_SEED = 2**63 - 1
+
+
+def _whole(x: object) -> bool:
+    """A whole number (Python or NumPy integer), not a bool."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def check_variations(n: object) -> None:
+    if not _whole(n) or not 1 <= n <= MAX_VARIATIONS:
+        raise ConfigError(
+            f"variations must be a whole number from 1 to {MAX_VARIATIONS} (got {n!r})"
+        )
+
+
+def check_seed(seed: object) -> None:
+    if seed is not None and (not _whole(seed) or not 0 <= seed <= MAX_SEED):
+        raise ConfigError(
+            f"seed must be a whole number from 0 to 2**63-1, or None for a random one "
+            f"(got {seed!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -52,10 +74,17 @@ class Constraints:
     max_tokens_per_bar: int = 96  # a safety net: then the bar is closed
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bars, int) or not 1 <= self.bars <= MAX_BARS:
-            raise ConfigError(f"bars must be a whole number from 1 to {MAX_BARS} (got {self.bars})")
+        if not _whole(self.bars) or not 1 <= self.bars <= MAX_BARS:
+            raise ConfigError(
+                f"bars must be a whole number from 1 to {MAX_BARS} (got {self.bars!r})"
+            )
         if self.pitch_range is not None:
-            lo, hi = self.pitch_range
+            pr = self.pitch_range
+            if not (isinstance(pr, (tuple, list)) and len(pr) == 2 and all(map(_whole, pr))):
+                raise ConfigError(
+                    f"pitch range must be a pair (low, high) of MIDI pitches (got {pr!r})"
+                )
+            lo, hi = pr
             if not (0 <= lo <= hi <= 127):
                 raise ConfigError(
                     f"pitch range must satisfy 0 <= low <= high <= 127 (got {lo}-{hi})"
@@ -137,8 +166,8 @@ def generate_iter(
     ``context`` must end where the continuation starts: right after the BAR token that opens
     its first bar or, from scratch, right after BOS.
     """
-    if not isinstance(n, int) or not 1 <= n <= MAX_VARIATIONS:
-        raise ConfigError(f"variations must be a whole number from 1 to {MAX_VARIATIONS} (got {n})")
+    check_variations(n)
+    check_seed(seed)
     device = next(model.parameters()).device
     grammar = tok.grammar()
     start_state = grammar.walk(context)
@@ -146,7 +175,7 @@ def generate_iter(
     bars_to_open = constraints.bars if from_scratch else constraints.bars - 1
     keep = static_mask(tok, constraints)
     generator = torch.Generator(device="cpu")
-    generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+    generator.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
 
     with torch.inference_mode():
         window = getattr(model.config, "max_seq_len", None)
@@ -190,6 +219,7 @@ def generate(
     seed: int | None = None,
 ) -> list[list[int]]:
     """The ids of ``n`` continuations (see `generate_iter`), each ending with EOS."""
+    check_variations(n)
     rows: list[list[int]] = [[] for _ in range(n)]
     for i, token in generate_iter(
         model, tok, context, n=n, constraints=constraints, sampling=sampling, seed=seed

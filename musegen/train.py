@@ -149,10 +149,20 @@ def save_resume(out: Path, model, optimizer, state: dict) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_resume(out: Path, model, optimizer) -> dict:
+def _resume_folder(out: Path) -> Path:
     folder = out / RESUME_DIR
     if not folder.is_dir() and (out / f".{RESUME_DIR}.old").is_dir():
         folder = out / f".{RESUME_DIR}.old"  # killed between the two renames
+    return folder
+
+
+def has_resume_state(out: Path) -> bool:
+    """Whether ``out`` holds a resume checkpoint."""
+    return (_resume_folder(out) / "state.json").is_file()
+
+
+def load_resume(out: Path, model, optimizer) -> dict:
+    folder = _resume_folder(out)
     if not (folder / "state.json").is_file():
         raise MuseGenError(f"--resume: no resume state in {out}; start without --resume")
     state = json.loads((folder / "state.json").read_text())
@@ -242,6 +252,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
         lr=cfg.lr,
         betas=(0.9, 0.95),
     )
+    if resume and not has_resume_state(out) and (out / LOG).is_file():
+        if rank == 0:  # a run was started here but stopped before its first checkpoint
+            print(
+                f"--resume: {out} has no checkpoint yet (the run stopped before its first); "
+                "starting from the beginning",
+                file=sys.stderr,
+            )
+        resume = False
     rng = np.random.default_rng(cfg.seed)
     state = {"step": 0, "best": None, "stale": 0, "train_seconds": 0.0, "rng": None}
     if resume:

@@ -221,8 +221,23 @@ def test_real_browser_upload_continue_and_see_results(server, tmp_path):
             sync_api.expect(
                 page.locator("#audio-1 audio, #audio-1 .waveform-container").first
             ).to_be_attached()
-            sync_api.expect(page.locator("#midi-1")).to_contain_text(re.compile(r"jig_in_d_mamba_1\s*\.mid"))
+            sync_api.expect(page.locator("#midi-1")).to_contain_text(
+                re.compile(r"jig_in_d_mamba_1\s*\.mid")
+            )
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
     assert shot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_concurrent_users_and_oversize_upload(server, capsys):
+    """demo/load_test.py against the running app: 4 users at once, then a too-large upload."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("load_test", EXAMPLES.parent / "load_test.py")
+    load_test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load_test)
+    assert load_test.main(["--url", server, "--users", "4", "--calls", "1", "--bars", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "4 answered, 0 errors" in out
+    assert "exceeds the maximum file size" in out

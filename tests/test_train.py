@@ -61,6 +61,17 @@ def test_tiny_training_learns_and_writes_a_checkpoint(corpus, tmp_path, arch):
     assert (out / "curve.png").stat().st_size > 1000
 
 
+def wait_for_evaluations(out: Path, count: int, timeout: float = 120) -> None:
+    """Wait until ``out/log.csv`` holds ``count`` evaluations in all. Each evaluation is
+    followed by a resume checkpoint, so a kill now lands before, during or after writing it."""
+    log = out / "log.csv"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) - 1 >= count:
+            return
+        time.sleep(0.02)
+
+
 def test_resume_after_kill_matches_uninterrupted_run(corpus, tmp_path):
     args = [
         "train",
@@ -87,18 +98,20 @@ def test_resume_after_kill_matches_uninterrupted_run(corpus, tmp_path):
     full = run_cli(*args, "--out", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr
 
+    # Killed twice with SIGKILL at different points (after the 1st and the 4th evaluation,
+    # wherever the checkpoint write is then), resumed each time: the end result is the
+    # uninterrupted run's, bit for bit.
     out = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "musegen", *args, "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not (out / "resume" / "state.json").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "train_result.json").exists(), "the run finished before it was killed"
+    for evaluations, extra in ((1, []), (4, ["--resume"])):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "musegen", *args, "--out", str(out), *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_evaluations(out, evaluations)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not (out / "train_result.json").exists(), "the run finished before it was killed"
     resumed = run_cli(*args, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
 
@@ -255,6 +268,17 @@ def test_unwritable_out_fails_before_training(corpus, tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_full_disk_fails_before_training(corpus, tmp_path, monkeypatch):
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=10 * 2**20))
+    cfg = TrainConfig("mamba", str(corpus), str(tmp_path / "out"), **{**TINY, "preset": "small"})
+    with pytest.raises(MuseGenError, match="not enough disk space .* 10 MB free"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "out" / "log.csv").exists()
 
 
 def test_resume_without_state_is_a_clear_error(corpus, tmp_path):
