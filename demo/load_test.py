@@ -44,8 +44,10 @@ def user(url: str, midi: Path, calls: int, bars: int, seed: int, out: list, erro
             )
             if result[0] is None or "bars with" not in result[-1]:
                 errors.append(f"user {seed}: incomplete result {result[-1]!r}")
+                continue
         except Exception as e:
             errors.append(f"user {seed}: {type(e).__name__}: {e}")
+            continue
         out.append(time.perf_counter() - t0)
 
 
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         app = launch("127.0.0.1", port, block=False)
         url = f"http://127.0.0.1:{port}/"
     midis = sorted(EXAMPLES.glob("*.mid"))
+    if not midis:
+        parser.error(f"no example melodies in {EXAMPLES}")
     latencies: list[float] = []
     errors: list[str] = []
     try:
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     if ms:
         print(f"latency ms: median {statistics.median(ms):.0f}, p95 {p95:.0f}, max {ms[-1]:.0f}")
     print(f"oversize upload refused: {message}")
+    if "maximum file size" not in message:
+        errors.append(f"the oversize upload failed for another reason: {message}")
     for e in errors[:10]:
         print("error:", e)
     return 1 if errors else 0

@@ -15,6 +15,7 @@ API endpoint ``/continue``:
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -26,7 +27,7 @@ from typing import Any
 
 from musegen.errors import ConfigError, MuseGenError
 from musegen.generate import MuseGen, load
-from musegen.midi import DEFAULT_LIMITS, list_tracks
+from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
 from musegen.models import ARCHITECTURES
 from musegen.render import piano_roll, write_wav
 from musegen.sample import Sampling
@@ -40,6 +41,9 @@ SCRATCH_MAX_AGE_S = 3600  # rendered files older than this are deleted
 CONCURRENCY = 2  # generations at once (2 cores); the rest wait in the queue
 QUEUE_SIZE = 32  # waiting requests beyond this are refused with a message
 DEFAULT_MODEL = "mamba"
+# Tighter than the library's limits: every upload is rendered to audio and drawn, on a shared
+# server. A melody to continue is minutes long at most.
+DEMO_LIMITS = Limits(max_notes=20_000, max_quarters=4_096, max_seconds=900.0)
 
 
 @dataclass
@@ -94,10 +98,20 @@ class Studio:
         """The shipped model ``name``, loaded on first use and kept."""
         if name not in ARCHITECTURES:
             raise ConfigError(f"model must be one of {', '.join(ARCHITECTURES)} (got {name!r})")
+        if name in self._models:
+            return self._models[name]
         with self._lock:
             if name not in self._models:
                 self._models[name] = load(name, device=self.device)
             return self._models[name]
+
+    def check(self, midi_path: str) -> None:
+        """Refuse files over the demo's limits before any heavy work (`MidiError`)."""
+        read_score(midi_path, limits=DEMO_LIMITS)
+
+    def close(self) -> None:
+        """Delete the scratch folder and everything rendered into it."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def prune(self, max_age_s: float = SCRATCH_MAX_AGE_S) -> None:
         """Delete the folders of requests older than ``max_age_s``."""
@@ -111,8 +125,9 @@ class Studio:
 
     def _render(self, pm, split: float | None, title: str, stem: str) -> Rendered:
         """Write MIDI, WAV and PNG named ``stem`` into a fresh folder of their own."""
+        self.prune()
         folder = self.scratch / uuid.uuid4().hex
-        folder.mkdir()
+        folder.mkdir(parents=True)
         midi, audio, roll = (folder / f"{stem}{ext}" for ext in (".mid", ".wav", ".png"))
         pm.write(str(midi))
         write_wav(pm, audio)
@@ -121,7 +136,8 @@ class Studio:
 
     def tracks(self, midi_path: str) -> list[str]:
         """Choices for the track menu: all tracks, then each track with notes."""
-        infos = list_tracks(midi_path)
+        self.check(midi_path)
+        infos = list_tracks(midi_path, limits=DEMO_LIMITS)
         named = [
             f"{t.index}: {t.name or 'untitled'} ({t.notes} notes{', drums' if t.is_drum else ''})"
             for t in infos
@@ -131,6 +147,7 @@ class Studio:
 
     def preview(self, midi_path: str, track: str | int | None = None) -> Rendered:
         """The primer alone, as the model will read it (notes of the chosen track)."""
+        self.check(midi_path)
         m = self.model(DEFAULT_MODEL)
         primer = m.prepare(midi_path, track=parse_track(track))
         pm = m.to_midi(primer, [])
@@ -150,12 +167,16 @@ class Studio:
         seed: int | None = 1,
     ) -> tuple[list[Rendered], str]:
         """Continue ``midi_path`` (None: compose from scratch); returns the rendered
-        variations and a one-line summary with the time taken."""
+        variations and a one-line summary with the time taken (and the seed, drawn at random
+        when ``seed`` is None, so that a result can be made again)."""
         if not isinstance(variations, int) or not 1 <= variations <= MAX_VARIATIONS:
             raise ConfigError(f"variations must be 1-{MAX_VARIATIONS} (got {variations})")
         if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
             raise ConfigError(f"bars must be 1-{MAX_BARS} in the demo (got {bars})")
-        self.prune()
+        if midi_path is not None:
+            self.check(midi_path)
+        if seed is None:
+            seed = secrets.randbelow(2**31)
         m = self.model(model)
         key_arg: str | None = None if key in (None, "", "none") else key
         if key_arg == "auto" and midi_path is None:
@@ -200,17 +221,22 @@ def build_app(studio: Studio | None = None):
     studio = studio or Studio()
 
     def user_error(e: MuseGenError):
-        return gr.Error(str(e), title="Cannot continue this file")
+        return gr.Error(str(e), title="Cannot do that")
 
     def on_upload(midi_path: str | None):
         if midi_path is None:
             return gr.Dropdown(choices=[ALL_TRACKS], value=ALL_TRACKS), None, None
         try:
             choices = studio.tracks(midi_path)
-            primer = studio.preview(midi_path)
         except MuseGenError as e:
             raise user_error(e) from None
-        return gr.Dropdown(choices=choices, value=ALL_TRACKS), primer.audio, primer.roll
+        menu = gr.Dropdown(choices=choices, value=ALL_TRACKS)
+        try:
+            primer = studio.preview(midi_path)
+        except MuseGenError as e:  # e.g. only drum notes: the user can still pick a track
+            gr.Warning(f"{e} Pick a track above.")
+            return menu, None, None
+        return menu, primer.audio, primer.roll
 
     def on_track(midi_path: str | None, track: str):
         if midi_path is None:
@@ -301,23 +327,31 @@ def build_app(studio: Studio | None = None):
                     )
                     primer_audio = gr.Audio(label="Listen", type="filepath")
 
+        # One concurrency group for all rendering work: at most CONCURRENCY jobs in all.
+        work = dict(concurrency_id="work", concurrency_limit=CONCURRENCY)
         midi_in.change(
             on_upload,
             [midi_in],
             [track, primer_audio, primer_roll],
             api_visibility="private",
+            **work,
         )
         track.input(
-            on_track, [midi_in, track], [primer_audio, primer_roll], api_visibility="private"
+            on_track,
+            [midi_in, track],
+            [primer_audio, primer_roll],
+            api_visibility="private",
+            **work,
         )
         go.click(
             on_continue,
             [midi_in, track, model, bars, temperature, top_p, key, variations, seed],
             [*outputs, status],
             api_name="continue",
+            **work,
             api_description="Continue a MIDI melody: returns, per variation slot, the MIDI "
             "file, the audio and the piano roll (None for unused slots), then a summary.",
-        ).then(show_slots, [variations], slots, api_visibility="private")
+        ).success(show_slots, [variations], slots, api_visibility="private")
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     return app
 
@@ -326,9 +360,12 @@ def launch(
     host: str = "127.0.0.1", port: int = 7860, *, block: bool = True, studio: Studio | None = None
 ):
     """Start the demo on ``host:port``; with ``block=False`` return the running app."""
-    import gradio as gr
-
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio as gr
+    except ImportError as e:
+        raise ConfigError("the web demo needs gradio: pip install 'musegen[demo]'") from e
+
     studio = studio or Studio()
     studio.model(DEFAULT_MODEL)  # the first click should not wait for loading
     app = build_app(studio)
@@ -336,14 +373,20 @@ def launch(
         font=["ui-sans-serif", "system-ui", "sans-serif"],  # no web fonts: works offline
         font_mono=["ui-monospace", "monospace"],
     )
-    app.launch(
-        server_name=host,
-        server_port=port,
-        prevent_thread_lock=not block,
-        max_file_size=DEFAULT_LIMITS.max_file_bytes,
-        theme=theme,
-        ssr_mode=False,
-        quiet=not block,
-        footer_links=["api"],
-    )
+    try:
+        app.launch(
+            server_name=host,
+            server_port=port,
+            prevent_thread_lock=not block,
+            max_file_size=DEFAULT_LIMITS.max_file_bytes,
+            allowed_paths=[str(studio.scratch)],
+            theme=theme,
+            ssr_mode=False,
+            quiet=not block,
+            footer_links=["api"],
+        )
+    except OSError as e:
+        raise ConfigError(
+            f"cannot serve on {host}:{port} ({e}); is the port in use? pass --port N"
+        ) from e
     return app

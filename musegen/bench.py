@@ -32,7 +32,6 @@ from typing import Any
 
 import torch
 
-from musegen.errors import ConfigError
 from musegen.models import ARCHITECTURES
 
 PRIMER_BARS = 16
@@ -55,11 +54,9 @@ def _timed(fn: Callable[[], Any], repeats: int) -> list[float]:
     return out
 
 
-def make_primer(bars: int = PRIMER_BARS) -> bytes:
-    """A ``bars``-bar melody composed by the shipped Mamba model (seed 0), as MIDI bytes."""
-    import musegen
-
-    pm = musegen.load("mamba").continue_midi(None, bars=bars, seed=0, key="D major")
+def make_primer(model, bars: int = PRIMER_BARS) -> bytes:
+    """A ``bars``-bar melody composed by ``model`` (a `MuseGen`; seed 0), as MIDI bytes."""
+    pm = model.continue_midi(None, bars=bars, seed=0, key="D major")
     buf = io.BytesIO()
     pm.write(buf)
     return buf.getvalue()
@@ -180,29 +177,22 @@ def step_costs(models: dict, positions: list[int], steps: int) -> dict:
 
 def plot_step_costs(costs: dict, path: str | Path) -> None:
     """Step ms against position, one line per model, as a PNG (needs matplotlib)."""
-    try:
-        import matplotlib
+    from musegen.render import new_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ConfigError("--plot needs matplotlib: pip install 'musegen[demo]'") from e
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    try:
-        for name, by_pos in costs.items():
-            xs = [int(p) for p in by_pos]
-            ax.plot(xs, list(by_pos.values()), marker="o", label=name)
-        ax.set_xscale("log")
-        ax.set_xlabel("position (tokens already in context)")
-        ax.set_ylabel("ms per step, batch 1")
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        ax.set_title("Cost of one generation step against position", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
+    fig = new_figure((6, 3.6))
+    ax = fig.subplots()
+    for name, by_pos in costs.items():
+        xs = [int(p) for p in by_pos]
+        ax.plot(xs, list(by_pos.values()), marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("position (tokens already in context)")
+    ax.set_ylabel("ms per step, batch 1")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Cost of one generation step against position", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def train_speed(archs: list[str], batch: int, length: int, iters: int, vocab: int) -> dict:
@@ -231,10 +221,7 @@ def _tokenize_files(tmp: Path, quick: bool) -> list[Path]:
     """The bench_tokenize file set when music21 is installed, else the example melodies."""
     from musegen.bench_tokenize import default_files
 
-    try:
-        files = default_files(40 if quick else 300, str(tmp))
-    except Exception:  # no music21 / abc2midi: fall back to what ships with musegen
-        files = []
+    files = default_files(40 if quick else 300, str(tmp))  # [] without music21 or abc2midi
     if not files:
         from musegen.app import examples_dir
 
@@ -268,7 +255,7 @@ def run(
     }
     progress("loading the shipped models")
     models = {name: musegen.load(name) for name in ARCHITECTURES}
-    primer = make_primer(2 if quick else PRIMER_BARS)
+    primer = make_primer(models["mamba"], 2 if quick else PRIMER_BARS)
     with tempfile.TemporaryDirectory(prefix="musegen-bench-") as tmp_name:
         tmp = Path(tmp_name)
         progress("generation speed")

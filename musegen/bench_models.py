@@ -69,7 +69,8 @@ def step_ms(model: torch.nn.Module, positions: list[int], steps: int) -> dict[in
     """
     model.eval()
     gen = torch.Generator().manual_seed(1)
-    toks = torch.randint(0, VOCAB, (1, max(positions) + steps), generator=gen)
+    vocab = model.config.vocab_size
+    toks = torch.randint(0, vocab, (1, max(positions) + steps), generator=gen)
     states = {}
     for p in positions:  # prefill in chunks of 512
         state = None

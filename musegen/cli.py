@@ -202,6 +202,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1 (got {args.threads})")
+    if args.plot:  # fail now, not after minutes of measuring
+        from musegen.render import new_figure
+
+        new_figure((1, 1))
+        if not Path(args.plot).resolve().parent.is_dir():
+            raise ConfigError(f"--plot {args.plot}: its folder does not exist")
     positions = sorted(set(args.positions)) if args.positions else None
     if positions and positions[0] < 1:
         raise ConfigError(f"--positions must be >= 1 (got {positions[0]})")
@@ -211,9 +217,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True),
         positions=positions,
     )
+    print(json.dumps(result, indent=1) if args.json else bench.table(result), flush=True)
     if args.plot:
         bench.plot_step_costs(result["step_ms_at_position"], args.plot)
-    print(json.dumps(result, indent=1) if args.json else bench.table(result))
     return 0
 
 

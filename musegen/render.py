@@ -101,42 +101,43 @@ def piano_roll(
 ) -> None:
     """Draw ``pm`` as a piano roll PNG: notes starting at or after ``split`` seconds are the
     continuation (orange), earlier ones the primer (grey-blue); thin lines mark the bars."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ConfigError("piano rolls need matplotlib: pip install 'musegen[demo]'") from e
-
+    fig = new_figure((10, 3.2))
+    ax = fig.subplots()
     notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
-    end = max(pm.get_end_time(), 1.0)
-    fig, ax = plt.subplots(figsize=(10, 3.2), dpi=100)
+    # the output's notes are timed on a finer grid than ``split``: allow a small tolerance
+    new = [split is not None and n.start >= split - 1e-4 for n in notes]
+    for colour, part in (
+        (PRIMER_COLOUR, [n for n, is_new in zip(notes, new, strict=True) if not is_new]),
+        (CONTINUATION_COLOUR, [n for n, is_new in zip(notes, new, strict=True) if is_new]),
+    ):
+        # one broken_barh per pitch: a few artists, however many notes
+        by_pitch: dict[int, list[tuple[float, float]]] = {}
+        for n in part:
+            by_pitch.setdefault(n.pitch, []).append((n.start, n.end - n.start))
+        for pitch, spans in by_pitch.items():
+            ax.broken_barh(spans, (pitch - 0.4, 0.8), color=colour, lw=0)
+    for t in pm.get_downbeats():
+        ax.axvline(t, color="#cccccc", lw=0.6, zorder=0)
+    if split is not None:
+        ax.axvline(split, color=CONTINUATION_COLOUR, lw=1.2, ls="--", zorder=0)
+    low = min((n.pitch for n in notes), default=60) - 2
+    high = max((n.pitch for n in notes), default=72) + 2
+    ax.set_xlim(0, max(pm.get_end_time(), 1.0))
+    ax.set_ylim(low, high)
+    ticks = [p for p in range(low, high + 1) if p % 12 == 0] or [low]
+    ax.set_yticks(ticks, [pretty_midi.note_number_to_name(p) for p in ticks])
+    ax.set_xlabel("seconds")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def new_figure(size: tuple[float, float], dpi: int = 100):
+    """A matplotlib Figure not tied to pyplot: safe in server threads, leaves the user's
+    backend alone, freed when it goes out of scope."""
     try:
-        for colour, part in (
-            (PRIMER_COLOUR, [n for n in notes if split is None or n.start < split]),
-            (CONTINUATION_COLOUR, [n for n in notes if split is not None and n.start >= split]),
-        ):
-            for n in part:
-                ax.add_patch(
-                    plt.Rectangle(
-                        (n.start, n.pitch - 0.4), n.end - n.start, 0.8, color=colour, lw=0
-                    )
-                )
-        for t in pm.get_downbeats():
-            ax.axvline(t, color="#cccccc", lw=0.6, zorder=0)
-        if split is not None:
-            ax.axvline(split, color=CONTINUATION_COLOUR, lw=1.2, ls="--", zorder=0)
-        low = min((n.pitch for n in notes), default=60) - 2
-        high = max((n.pitch for n in notes), default=72) + 2
-        ax.set_xlim(0, end)
-        ax.set_ylim(low, high)
-        ticks = [p for p in range(low, high + 1) if p % 12 == 0] or [low]
-        ax.set_yticks(ticks, [pretty_midi.note_number_to_name(p) for p in ticks])
-        ax.set_xlabel("seconds")
-        if title:
-            ax.set_title(title, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, format="png")
-    finally:
-        plt.close(fig)
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ConfigError("pictures need matplotlib: pip install 'musegen[demo]'") from e
+    return Figure(figsize=size, dpi=dpi)

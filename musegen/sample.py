@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from musegen.errors import ConfigError
-from musegen.filters import check_sampling, filtered
+from musegen.filters import check_sampling, draw, filtered
 from musegen.theory import Key
 from musegen.tokenizer import Tokenizer
 
@@ -196,7 +196,7 @@ def generate_iter(
             sampling.top_p,
             sampling.min_p,
         )
-        drawn = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
+        drawn = draw(scores, generator)  # (n,)
         for i, r in enumerate(rows):
             if not r.done:
                 r.push(tok, int(drawn[i]))

@@ -32,7 +32,7 @@ from musegen.midi import read_score  # noqa: E402
 from musegen.tokenizer import Tokenizer  # noqa: E402
 
 
-class Hang(Exception):
+class Hang(BaseException):  # not an Exception: no `except Exception` in musegen swallows it
     pass
 
 

@@ -125,6 +125,36 @@ def test_bad_files_are_user_errors(studio, tmp_path):
         studio.continue_midi(str(empty))
 
 
+def test_drum_only_file_can_still_pick_its_track(studio, tmp_path):
+    pm = pretty_midi.PrettyMIDI()
+    drums = pretty_midi.Instrument(program=0, is_drum=True, name="kit")
+    drums.notes += [pretty_midi.Note(100, 36 + i % 3, i * 0.25, i * 0.25 + 0.1) for i in range(16)]
+    pm.instruments.append(drums)
+    path = tmp_path / "drums.mid"
+    pm.write(str(path))
+    choices = studio.tracks(str(path))
+    assert len(choices) == 2 and "drums" in choices[1]
+    with pytest.raises(MidiError, match="no notes"):
+        studio.preview(str(path))  # all tracks = no drums
+    assert _wav_seconds(studio.preview(str(path), choices[1]).audio) > 1.0
+
+
+def test_demo_refuses_files_over_its_limits(studio, tmp_path):
+    from musegen.app import DEMO_LIMITS
+
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=0)
+    end = DEMO_LIMITS.max_seconds + 100
+    inst.notes += [pretty_midi.Note(90, 60, 0.0, 0.5), pretty_midi.Note(90, 62, end, end + 0.5)]
+    pm.instruments.append(inst)
+    path = tmp_path / "long.mid"
+    pm.write(str(path))
+    with pytest.raises(MidiError, match="more than the 900 s"):
+        studio.continue_midi(str(path))
+    with pytest.raises(MidiError, match="more than the 900 s"):
+        studio.tracks(str(path))
+
+
 def test_prune_removes_only_old_files(tmp_path):
     s = Studio(tmp_path)
     old, new = tmp_path / "old", tmp_path / "new"

@@ -168,6 +168,24 @@ def test_transformer_slides_past_its_window():
                 assert_close(stepped[:, window:], torch.stack(fresh, dim=1), torch.float64)
 
 
+def test_transformer_steps_across_rotary_tables():
+    """The step's RoPE angles come from tables of 1024 positions: crossing table boundaries
+    (and evicting old tables) gives what the forward computes."""
+    from musegen.models.transformer import Rotary
+
+    model = tiny("transformer", max_seq_len=16)
+    toks = tokens(1, Rotary.TABLE * 2 + 40)
+    with torch.inference_mode():
+        state = model.init_state(1)
+        _, state = model(toks[:, : Rotary.TABLE - 20], state=state, return_state=True)
+        tail = toks[:, Rotary.TABLE - 20 :]
+        model.rotary.TABLES_KEPT = 1  # evict at every table boundary
+        stepped = step_all(model, tail, state)
+        assert len(model.rotary._tables) == 1
+        full = model(toks)[:, Rotary.TABLE - 20 :]
+    assert_close(stepped, full, torch.float64)
+
+
 def repeating_batch(batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
     """Crops of one fixed cycle of 12 tokens over 6 symbols (symbols repeat inside the cycle,
     so predicting the next one needs a few tokens of context)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import threading
 from typing import Any
 
 import torch
@@ -49,6 +50,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # torch.backends.mkldnn.flags(enabled=False, <every other flag>=None): None leaves a flag as it
 # is, so only oneDNN itself is switched off (the other flags differ between torch versions).
+# The flag is process-wide: threads (the web demo) take turns switching it.
+_ONEDNN_LOCK = threading.Lock()
 _ONEDNN_OFF = dict.fromkeys(inspect.signature(torch.backends.mkldnn.flags).parameters) | {
     "enabled": False
 }
@@ -117,7 +120,7 @@ class LSTMDecoder(Decoder):
         has no such start-up cost. Training keeps oneDNN (fixed shapes, faster backward).
         """
         if not torch.is_grad_enabled():
-            with torch.backends.mkldnn.flags(**_ONEDNN_OFF):
+            with _ONEDNN_LOCK, torch.backends.mkldnn.flags(**_ONEDNN_OFF):
                 return self._forward(tokens, state, return_state)
         return self._forward(tokens, state, return_state)
 
@@ -145,7 +148,7 @@ class LSTMDecoder(Decoder):
         reference it is tested against; training (dropout active) goes through it.
         """
         if self.training and self.config.dropout > 0:
-            with torch.backends.mkldnn.flags(**_ONEDNN_OFF):
+            with _ONEDNN_LOCK, torch.backends.mkldnn.flags(**_ONEDNN_OFF):
                 logits, new = self._forward(token[:, None], state, return_state=True)
             state.h, state.c = new.h, new.c
             return logits[:, 0], state

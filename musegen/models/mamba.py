@@ -414,7 +414,10 @@ class MambaDecoder(Decoder):
 
     def step(self, token: Tensor, state: MambaState) -> tuple[Tensor, MambaState]:
         """Advance every sequence by one token (B,); returns logits (B, V) and the state,
-        updated in place."""
+        updated in place. With gradients or dropout active it goes through ``forward``."""
+        if torch.is_grad_enabled() or (self.training and self.config.dropout > 0):
+            logits, state = self.forward(token[:, None], state, return_state=True)
+            return logits[:, 0], state
         x = self.embed(token)  # (B, D)
         eps = self.config.norm_eps
         for layer, conv, ssm in zip(self.layers, state.conv, state.ssm, strict=True):

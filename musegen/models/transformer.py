@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from typing import Any
 
 import torch
@@ -95,6 +96,7 @@ class Rotary(nn.Module):
         self.base = base
         self._inv_freq: dict[torch.device, Tensor] = {}  # float64, kept out of .to(dtype)
         self._tables: dict[tuple, Tensor] = {}  # (device, dtype, block) -> (TABLE, Dh/2) cis
+        self._lock = threading.Lock()
 
     TABLE = 1024  # positions per table of step angles
     TABLES_KEPT = 8
@@ -116,9 +118,11 @@ class Rotary(nn.Module):
         key = (device, dtype, block)
         table = self._tables.get(key)
         if table is None:
-            if len(self._tables) >= self.TABLES_KEPT:
-                self._tables.pop(next(iter(self._tables)))  # the oldest
-            table = self._tables[key] = self.forward(block * self.TABLE, self.TABLE, device, dtype)
+            table = self.forward(block * self.TABLE, self.TABLE, device, dtype)
+            with self._lock:  # generation may run in several threads (the web demo)
+                while len(self._tables) >= self.TABLES_KEPT:
+                    self._tables.pop(next(iter(self._tables)))  # the oldest
+                self._tables[key] = table
         return table[offset]
 
 
