@@ -105,10 +105,6 @@ class Studio:
                 self._models[name] = load(name, device=self.device)
             return self._models[name]
 
-    def check(self, midi_path: str) -> None:
-        """Refuse files over the demo's limits before any heavy work (`MidiError`)."""
-        read_score(midi_path, limits=DEMO_LIMITS)
-
     def close(self) -> None:
         """Delete the scratch folder and everything rendered into it."""
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -136,7 +132,7 @@ class Studio:
 
     def tracks(self, midi_path: str) -> list[str]:
         """Choices for the track menu: all tracks, then each track with notes."""
-        self.check(midi_path)
+        read_score(midi_path, limits=DEMO_LIMITS)  # list_tracks checks size, not duration
         infos = list_tracks(midi_path, limits=DEMO_LIMITS)
         named = [
             f"{t.index}: {t.name or 'untitled'} ({t.notes} notes{', drums' if t.is_drum else ''})"
@@ -147,9 +143,8 @@ class Studio:
 
     def preview(self, midi_path: str, track: str | int | None = None) -> Rendered:
         """The primer alone, as the model will read it (notes of the chosen track)."""
-        self.check(midi_path)
         m = self.model(DEFAULT_MODEL)
-        primer = m.prepare(midi_path, track=parse_track(track))
+        primer = m.prepare(midi_path, track=parse_track(track), limits=DEMO_LIMITS)
         pm = m.to_midi(primer, [])
         return self._render(pm, None, "your melody", _stem(midi_path))
 
@@ -173,8 +168,6 @@ class Studio:
             raise ConfigError(f"variations must be 1-{MAX_VARIATIONS} (got {variations})")
         if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
             raise ConfigError(f"bars must be 1-{MAX_BARS} in the demo (got {bars})")
-        if midi_path is not None:
-            self.check(midi_path)
         if seed is None:
             seed = secrets.randbelow(2**31)
         m = self.model(model)
@@ -182,7 +175,7 @@ class Studio:
         if key_arg == "auto" and midi_path is None:
             key_arg = None
         t0 = time.perf_counter()
-        primer = m.prepare(midi_path, track=parse_track(track))
+        primer = m.prepare(midi_path, track=parse_track(track), limits=DEMO_LIMITS)
         rows = m.generate_ids(
             primer,
             n=variations,

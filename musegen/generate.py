@@ -27,7 +27,7 @@ from musegen import checkpoint as ckpt
 from musegen.errors import ConfigError, MidiError
 from musegen.evaluate import bits_per_note, token_nll
 from musegen.grammar import Phase
-from musegen.midi import Note, Score, Track, read_score, score_to_pretty_midi
+from musegen.midi import Limits, Note, Score, Track, read_score, score_to_pretty_midi
 from musegen.sample import Constraints, Sampling, generate, generate_iter
 from musegen.theory import Key, detect_key, parse_key
 from musegen.tokenizer import Tokenizer
@@ -78,19 +78,27 @@ class MuseGen:
 
     # ------------------------------------------------------------------ preparing
 
-    def prepare(self, source: Any = None, *, track: int | None = None) -> Primer:
-        """Read a primer (or nothing, to compose from scratch) and find where to continue."""
+    def prepare(
+        self, source: Any = None, *, track: int | None = None, limits: Limits | None = None
+    ) -> Primer:
+        """Read a primer (or nothing, to compose from scratch) and find where to continue.
+
+        ``limits``: how large a file may be (default `musegen.midi.DEFAULT_LIMITS`)."""
         tok = self.tokenizer
         if source is None:
             return Primer(Score(tok.ticks_per_quarter), None, [tok.bos_id], 0, (4, 4), 120.0, 90)
         source = _reusable(source)
-        grid = read_score(source, track=track, ticks_per_quarter=tok.ticks_per_quarter)
+        grid = read_score(
+            source, track=track, ticks_per_quarter=tok.ticks_per_quarter, limits=limits
+        )
         if not grid.notes:
             raise MidiError(
                 "the MIDI file has no notes to continue (drum tracks are skipped unless chosen "
                 "with track=); give a file with a melody, or no file to compose from scratch"
             )
-        fine = read_score(source, track=track, ticks_per_quarter=FINE_TICKS_PER_QUARTER)
+        fine = read_score(
+            source, track=track, ticks_per_quarter=FINE_TICKS_PER_QUARTER, limits=limits
+        )
         context = tok.encode_score(grid, add_eos=False)
         state = tok.grammar().walk(context)
         # Open bars until the one where the primer's last note has ended.
