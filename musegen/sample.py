@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from musegen.errors import ConfigError
-from musegen.filters import check_sampling, draw, filtered
+from musegen.filters import check_sampling, sample_row
 from musegen.theory import Key
 from musegen.tokenizer import Tokenizer
 
 MAX_BARS = 256
 MAX_VARIATIONS = 16
 MAX_SEED = 2**63 - 1
+UNIFORM_BLOCK = 64  # steps of uniform numbers drawn at once
 
 
 def _whole(x: object) -> bool:
@@ -186,17 +187,20 @@ def generate_iter(
 
     rows = [_Row(grammar, start_state, bars_to_open) for _ in range(n)]
     max_steps = (constraints.bars + 1) * (constraints.max_tokens_per_bar + 2) + 8
-    for _ in range(max_steps):
-        masks = np.stack([r.allowed(tok, keep, constraints.max_tokens_per_bar) for r in rows])
-        scores = filtered(
-            logits.cpu(),
-            torch.from_numpy(masks),
-            sampling.temperature,
-            sampling.top_k,
-            sampling.top_p,
-            sampling.min_p,
-        )
-        drawn = draw(scores, generator)  # (n,)
+    s = sampling
+    tokens = torch.zeros(n, dtype=torch.long)  # (n,) the ids drawn at this step, reused
+    drawn = tokens.numpy()
+    uniforms = np.empty((0, n), dtype=np.float32)
+    for step in range(max_steps):
+        if step % UNIFORM_BLOCK == 0:  # the same stream as one torch.rand(n) per step
+            uniforms = (1.0 - torch.rand(UNIFORM_BLOCK, n, generator=generator)).numpy()
+        u = uniforms[step % UNIFORM_BLOCK]  # (n,) in (0, 1], as `draw` uses
+        scores = logits.float().cpu().numpy()  # (n, V)
+        for i, r in enumerate(rows):
+            allowed = r.allowed(tok, keep, constraints.max_tokens_per_bar)
+            drawn[i] = sample_row(
+                scores[i], allowed, float(u[i]), s.temperature, s.top_k, s.top_p, s.min_p
+            )
         for i, r in enumerate(rows):
             if not r.done:
                 r.push(tok, int(drawn[i]))
@@ -204,7 +208,7 @@ def generate_iter(
         if all(r.done for r in rows):
             return
         with torch.inference_mode():
-            logits, state = model.step(drawn.to(device), state)
+            logits, state = model.step(tokens.to(device), state)
     raise RuntimeError("generation did not finish")  # pragma: no cover - bars cap tokens
 
 

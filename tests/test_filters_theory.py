@@ -1,5 +1,6 @@
 """Sampling filters and key handling."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,44 @@ def test_draw_matches_the_distribution_and_never_draws_masked_tokens():
     one_hot = torch.full((3, 7), float("-inf"))
     one_hot[:, 4] = 0.0
     assert filters.draw(one_hot).tolist() == [4, 4, 4]
+
+
+@pytest.mark.parametrize(
+    "t, k, p, mp",
+    [
+        (1.0, None, None, None),
+        (1.0, None, 0.95, None),
+        (0.7, 5, 0.9, None),
+        (1.3, None, 0.8, 0.05),
+        (1.0, 3, None, None),
+        (0.5, None, None, 0.2),
+        (2.0, 40, 0.5, 0.01),
+    ],
+)
+def test_sample_row_agrees_with_filtered_then_draw(t, k, p, mp):
+    """The NumPy fast path picks the reference's token for the same uniform number: on random
+    logits and masks, every draw lands in the CDF interval of the reference's token."""
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(60):
+        logits = torch.randn(1, 120, generator=gen) * 3  # (1, V)
+        allowed = torch.rand(1, 120, generator=gen) < 0.4
+        allowed[0, int(torch.randint(0, 120, (1,), generator=gen))] = True  # never empty
+        scores = filtered(logits, allowed, t, k, p, mp)
+        probs = torch.softmax(scores.double(), -1)[0]  # the reference distribution (V,)
+        cdf = probs.cumsum(0)
+        for u in torch.rand(20, generator=gen).tolist():
+            u = 1.0 - u
+            token = filters.sample_row(logits[0].numpy(), allowed[0].numpy(), u, t, k, p, mp)
+            assert probs[token] > 0  # only tokens the reference could draw
+            lo = 0.0 if token == 0 else float(cdf[token - 1])
+            assert lo - 1e-6 <= u <= float(cdf[token]) + 1e-6  # the token `draw` gives for u
+
+
+def test_sample_row_refuses_nan_and_empty_rows():
+    logits = np.zeros(5, dtype=np.float32)
+    with pytest.raises(ValueError):
+        filters.sample_row(logits, np.zeros(5, dtype=bool), 0.5)
+    logits[2] = np.nan
+    with pytest.raises(ValueError):
+        filters.sample_row(logits, np.ones(5, dtype=bool), 0.5)
+    assert filters.sample_row(logits, np.eye(5, dtype=bool)[4], 0.5) == 4  # NaN masked away

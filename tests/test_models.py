@@ -77,6 +77,30 @@ def test_forward_equals_prefill_then_step(arch, dtype):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_step_follows_weight_changes(arch):
+    """`step` reads weights gathered once (`step_weights`): an optimizer-style in-place update
+    shows through, and `.to(dtype)` and `load_state_dict(assign=True)` gather them again."""
+    model, toks = tiny(arch, torch.float64), tokens(2, 12)
+    other = tiny(arch, torch.float64, seed=5).state_dict()
+
+    def check(dtype: torch.dtype) -> None:
+        with torch.inference_mode():
+            assert_close(step_all(model, toks, model.init_state(2)), model(toks), dtype)
+
+    check(torch.float64)  # gathers the weights
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    check(torch.float64)
+    model.to(torch.float32)
+    check(torch.float32)
+    model.load_state_dict(other, assign=True)  # new parameter objects, float64 again
+    check(torch.float64)
+    with torch.inference_mode():
+        assert_close(model(toks), tiny(arch, torch.float64, seed=5)(toks), torch.float64)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_forward_in_chunks_equals_one_forward(arch):
     model, toks = tiny(arch), tokens(2, 100)
     with torch.inference_mode():

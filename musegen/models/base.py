@@ -100,6 +100,37 @@ class Decoder(nn.Module):
     def step(self, token: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         raise NotImplementedError
 
+    def step_weights(self) -> Any:
+        """The tensors ``step`` reads, gathered once by ``_gather_step_weights``.
+
+        At batch 1 a step's kernels are small enough that looking parameters up through
+        ``nn.Module`` attributes costs a noticeable share of it. Parameters are held by
+        reference, so in-place updates (an optimizer step) show through; ``.to()``, ``.half()``
+        and the like, and ``load_state_dict``, drop the gathered set. After replacing a
+        parameter object by hand, call ``forget_step_weights()``.
+        """
+        weights = self.__dict__.get("_step_weights")
+        if weights is None:
+            with torch.inference_mode(False), torch.no_grad():  # plain views, usable anywhere
+                weights = self._gather_step_weights()
+            self.__dict__["_step_weights"] = weights
+        return weights
+
+    def forget_step_weights(self) -> None:
+        """Drop the tensors gathered by ``step_weights`` (they are gathered again when needed)."""
+        self.__dict__.pop("_step_weights", None)
+
+    def _gather_step_weights(self) -> Any:
+        raise NotImplementedError
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
+        self.forget_step_weights()
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:  # also when wrapped
+        self.forget_step_weights()
+        super()._load_from_state_dict(*args, **kwargs)
+
     def _state_device_dtype(
         self, device: torch.device | str | None, dtype: torch.dtype | None
     ) -> tuple[torch.device, torch.dtype]:

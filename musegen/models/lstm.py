@@ -152,19 +152,21 @@ class LSTMDecoder(Decoder):
                 logits, new = self._forward(token[:, None], state, return_state=True)
             state.h, state.c = new.h, new.c
             return logits[:, 0], state
-        x = self.embed(token)  # (B, D)
+        layers, (embed, scale) = self.step_weights()
+        x = F.embedding(token, embed)  # (B, D)
         hs, cs = [], []
-        for i, lstm in enumerate(self.layers):
-            h, c = torch.lstm_cell(
-                x,
-                (state.h[i], state.c[i]),
-                lstm.weight_ih_l0,
-                lstm.weight_hh_l0,
-                lstm.bias_ih_l0,
-                lstm.bias_hh_l0,
-            )  # (B, D) x 2
+        for i, weights in enumerate(layers):
+            h, c = torch.lstm_cell(x, (state.h[i], state.c[i]), *weights)  # (B, D) x 2
             hs.append(h)
             cs.append(c)
             x = h
         state.h, state.c = torch.stack(hs), torch.stack(cs)  # (L, B, D)
-        return F.linear(x, self.embed.weight) * self.logit_scale, state
+        return F.linear(x, embed) * scale, state
+
+    def _gather_step_weights(self) -> tuple:
+        """Per layer (w_ih, w_hh, b_ih, b_hh), then (embedding, logit scale)."""
+        layers = tuple(
+            (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+            for lstm in self.layers
+        )
+        return layers, (self.embed.weight, self.logit_scale)

@@ -249,6 +249,10 @@ class GatedRMSNorm(RMSNorm):
         self.group_size = group_size
 
     def forward(self, y: Tensor, z: Tensor) -> Tensor:  # (..., D) both
+        return self.gate(y, z)
+
+    def gate(self, y: Tensor, z: Tensor) -> Tensor:
+        """``forward`` without nn.Module's call overhead (the one-token step)."""
         y = _float32_or_wider(y) * F.silu(_float32_or_wider(z))
         if self.group_size == y.size(-1):
             return rms_norm(y, self.weight, self.eps)
@@ -330,27 +334,45 @@ class Mamba2(nn.Module):
         y = self.norm(y.flatten(-2), z)  # (B, T, d_inner)
         return self.out_proj(y), conv_state, ssm_state
 
-    def step(self, u: Tensor, conv_state: Tensor, ssm_state: Tensor) -> Tensor:
+    def step_tensors(self) -> tuple:
+        """(in_proj, conv taps (d_conv, conv_dim), conv bias, dt_bias, A_log, D (H, 1),
+        gated norm, out_proj), as views: what ``step`` reads (`MambaDecoder.step_weights`)."""
+        c = self.config
+        return (
+            self.in_proj.weight,
+            self.conv1d.weight.view(c.conv_dim, c.d_conv).t(),
+            self.conv1d.bias,
+            self.dt_bias,
+            self.A_log,
+            self.D.view(c.nheads, 1),
+            self.norm,
+            self.out_proj.weight,
+        )
+
+    def step(
+        self, u: Tensor, conv_state: Tensor, ssm_state: Tensor, weights: tuple | None = None
+    ) -> Tensor:
         """One token u (B, d_model) -> (B, d_model); updates conv_state (B, d_conv, conv_dim)
-        and ssm_state (B, H, P, N) in place. Same maths as forward, written for few kernels."""
+        and ssm_state (B, H, P, N) in place. Same maths as forward, written for few kernels.
+        ``weights``: this layer's `step_tensors`, when the caller has them at hand."""
         c = self.config
         b, g, h, n = u.size(0), c.ngroups, c.nheads, c.d_state
-        zxbcdt = F.linear(u, self.in_proj.weight)  # (B, d_in_proj)
+        in_w, taps, conv_b, dt_bias, A_log, D, norm, out_w = weights or self.step_tensors()
+        zxbcdt = F.linear(u, in_w)  # (B, d_in_proj)
         z, xBC, dt = zxbcdt.split([c.d_inner, c.conv_dim, c.nheads], dim=-1)
         conv_state.copy_(torch.cat([conv_state[:, 1:], xBC[:, None]], dim=1))  # shift in xBC
-        taps = self.conv1d.weight.view(c.conv_dim, c.d_conv).t()  # (d_conv, conv_dim)
-        xBC = F.silu((conv_state * taps).sum(1) + self.conv1d.bias)  # (B, conv_dim)
+        xBC = F.silu((conv_state * taps).sum(1) + conv_b)  # (B, conv_dim)
         x, Bm, Cm = xBC.split([c.d_inner, g * n, g * n], dim=-1)
-        dt = F.softplus(dt + self.dt_bias)  # (B, H)
-        decay = torch.exp(dt * -torch.exp(self.A_log))  # (B, H)
+        dt = F.softplus(dt + dt_bias)  # (B, H)
+        decay = torch.exp(dt * -torch.exp(A_log))  # (B, H)
         x = x.view(b, h, c.headdim)  # (B, H, P)
         ssm_state.mul_(decay.view(b, h, 1, 1))  # (B, H, P, N)
         state = ssm_state.view(b * g, -1, n)  # (B*G, K*P, N), a view: heads grouped
         dtx = (dt.view(b, h, 1) * x).view(b * g, -1, 1)  # (B*G, K*P, 1)
         state.baddbmm_(dtx, Bm.reshape(b * g, 1, n))  # += dt x B^T
         y = torch.bmm(state, Cm.reshape(b * g, n, 1)).view(b, h, c.headdim)  # (B, H, P)
-        y = torch.addcmul(y, x, self.D.view(h, 1))  # + D x
-        return F.linear(self.norm(y.view(b, c.d_inner), z), self.out_proj.weight)
+        y = torch.addcmul(y, x, D)  # + D x
+        return F.linear(norm.gate(y.view(b, c.d_inner), z), out_w)
 
 
 class MambaBlock(nn.Module):
@@ -418,8 +440,16 @@ class MambaDecoder(Decoder):
         if torch.is_grad_enabled() or (self.training and self.config.dropout > 0):
             logits, state = self.forward(token[:, None], state, return_state=True)
             return logits[:, 0], state
-        x = self.embed(token)  # (B, D)
+        layers, (embed, norm_f) = self.step_weights()
+        x = F.embedding(token, embed)  # (B, D)
         eps = self.config.norm_eps
-        for layer, conv, ssm in zip(self.layers, state.conv, state.ssm, strict=True):
-            x = x + layer.mixer.step(rms_norm(x, layer.norm.weight, eps), conv, ssm)
-        return F.linear(rms_norm(x, self.norm_f.weight, eps), self.embed.weight), state
+        for (mixer, norm_w, weights), conv, ssm in zip(layers, state.conv, state.ssm, strict=True):
+            x = x + mixer.step(rms_norm(x, norm_w, eps), conv, ssm, weights)
+        return F.linear(rms_norm(x, norm_f, eps), embed), state
+
+    def _gather_step_weights(self) -> tuple:
+        """Per layer (mixer, norm weight, the mixer's step weights), then (embedding, norm_f)."""
+        layers = tuple(
+            (layer.mixer, layer.norm.weight, layer.mixer.step_tensors()) for layer in self.layers
+        )
+        return layers, (self.embed.weight, self.norm_f.weight)

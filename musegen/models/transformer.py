@@ -318,39 +318,58 @@ class TransformerDecoder(Decoder):
             state = TransformerState(k=torch.stack(ks), v=torch.stack(vs), pos=pos + T)
         return (logits, state) if return_state else logits
 
+    def _gather_step_weights(self) -> tuple:
+        """Per block (norm1 w, b; qkv; proj^T; norm2 w, b; fc; mlp proj^T), then the head's."""
+        blocks = tuple(
+            (
+                b.norm1.weight,
+                b.norm1.bias,
+                b.attn.qkv.weight,
+                b.attn.proj.weight.t(),
+                b.norm2.weight,
+                b.norm2.bias,
+                b.mlp.fc.weight,
+                b.mlp.proj.weight.t(),
+            )
+            for b in self.blocks
+        )
+        return blocks, (self.embed.weight, self.norm.weight, self.norm.bias)
+
     def step(self, token: Tensor, state: TransformerState) -> tuple[Tensor, TransformerState]:
         """Advance every sequence by one token (B,); returns logits (B, V) and the state.
 
-        The fast path for generation: the rotary angle comes from a table and attention over
-        the cache is two matrix products and a softmax (SDPA's kernels cost three times more
-        for a single query). ``forward`` is the reference it is tested against; with
-        gradients or dropout active the step goes through it.
+        The fast path for generation: the block's maths written out with the weights
+        gathered once (`step_weights`); the rotary angle comes from a table, with the
+        attention scale folded into the query's rotation; attention over the cache is two
+        batched matrix products and a softmax (SDPA's kernels cost three times more for a
+        single query). ``forward`` is the reference it is tested against; with gradients or
+        dropout active the step goes through it.
         """
         if torch.is_grad_enabled() or (self.training and self.config.dropout > 0):
             logits, state = self.forward(token[:, None], state, return_state=True)
             return logits[:, 0], state
         c = self.config
-        B, H, Dh = token.size(0), c.n_heads, c.head_dim
+        B, H, Dh, D, eps = token.size(0), c.n_heads, c.head_dim, c.d_model, c.norm_eps
         pos, W = state.pos, c.max_seq_len
         slot, n = pos % W, min(pos + 1, W)
-        x = self.embed(token)  # (B, D)
+        blocks, (embed, norm_w, norm_b) = self.step_weights()
+        x = F.embedding(token, embed)  # (B, D)
         cis = self.rotary.at(pos, x.device, x.dtype)  # (Dh/2,) complex
-        D, eps = c.d_model, c.norm_eps
-        for i, block in enumerate(self.blocks):  # the Block's maths, functional: fewer calls
-            n1, n2, attn, mlp = block.norm1, block.norm2, block.attn, block.mlp
-            h = F.layer_norm(x, (D,), n1.weight, n1.bias, eps)
-            qkv = F.linear(h, attn.qkv.weight).view(B, 3, H, Dh)
-            qk = rotate(qkv[:, :2], cis)  # (B, 2, H, Dh)
+        cis_qk = torch.stack((cis * Dh**-0.5, cis))[:, None]  # (2, 1, Dh/2): q also scaled
+        for i, (n1w, n1b, qkv_w, proj_t, n2w, n2b, fc_w, fc_proj_t) in enumerate(blocks):
+            h = F.layer_norm(x, (D,), n1w, n1b, eps)
+            qkv = F.linear(h, qkv_w).view(B, 3, H, Dh)
+            qk = rotate(qkv[:, :2], cis_qk)  # (B, 2, H, Dh)
             k_cache, v_cache = state.k[i], state.v[i]  # (B, H, W, Dh)
-            k_cache[:, :, slot] = qk[:, 1]
-            v_cache[:, :, slot] = qkv[:, 2]
-            q = qk[:, 0, :, None]  # (B, H, 1, Dh)
-            scores = q @ k_cache[:, :, :n].transpose(-1, -2)  # (B, H, 1, n); slot order is
-            weights = torch.softmax(scores * Dh**-0.5, dim=-1)  # irrelevant for one query
-            y = (weights @ v_cache[:, :, :n]).view(B, D)  # (B, D)
-            x = torch.addmm(x, y, attn.proj.weight.t())  # x + proj(y)
-            h = F.layer_norm(x, (D,), n2.weight, n2.bias, eps)
-            h = F.gelu(F.linear(h, mlp.fc.weight), approximate="tanh")  # (B, d_ff)
-            x = torch.addmm(x, h, mlp.proj.weight.t())  # x + mlp(.)
+            k_cache.select(2, slot).copy_(qk[:, 1])
+            v_cache.select(2, slot).copy_(qkv[:, 2])
+            q = qk[:, 0].reshape(B * H, 1, Dh)
+            keys = k_cache.narrow(2, 0, n).reshape(B * H, n, Dh)  # slot order is irrelevant
+            values = v_cache.narrow(2, 0, n).reshape(B * H, n, Dh)  # for a single query
+            weights = torch.softmax(torch.bmm(q, keys.transpose(1, 2)), dim=-1)  # (BH, 1, n)
+            x = torch.addmm(x, torch.bmm(weights, values).view(B, D), proj_t)  # x + proj(y)
+            h = F.layer_norm(x, (D,), n2w, n2b, eps)
+            h = F.gelu(F.linear(h, fc_w), approximate="tanh")  # (B, d_ff)
+            x = torch.addmm(x, h, fc_proj_t)  # x + mlp(.)
         state.pos = pos + 1
-        return F.linear(self.norm(x), self.embed.weight), state
+        return F.linear(F.layer_norm(x, (D,), norm_w, norm_b, eps), embed), state
