@@ -110,7 +110,7 @@ def draw(scores: torch.Tensor, generator: torch.Generator | None = None) -> torc
 
 def sample_row(
     logits: np.ndarray,
-    allowed: np.ndarray,
+    ids: np.ndarray,
     u: float,
     t: float = 1.0,
     k: int | None = None,
@@ -119,26 +119,25 @@ def sample_row(
 ) -> int:
     """One token id from one row: ``filtered`` then ``draw``, computed in NumPy.
 
-    logits (V,) float, allowed (V,) bool, ``u`` in (0, 1] the uniform number ``draw`` would use.
-    The distribution is the same as the reference's and, for the same ``u``, so is the token
-    (up to rounding at the edge of a token's CDF interval). Only allowed tokens are touched.
+    logits (V,) float; ``ids`` the allowed token ids, ascending (``np.flatnonzero`` of the
+    mask); ``u`` in (0, 1] the uniform number ``draw`` would use. The distribution is the same
+    as the reference's and, for the same ``u``, so is the token (up to rounding at the edge of
+    a token's CDF interval; and where several tokens tie at the edge of the top-p nucleus,
+    all of them are kept). Only the allowed tokens are touched.
     """
-    ids = np.flatnonzero(allowed)  # (m,) candidate ids, ascending like the reference's CDF
-    x = logits[ids].astype(np.float64)  # (m,)
+    x = logits[ids]  # (m,)
     top = x.max() if ids.size else NEG_INF
     if not NEG_INF < top < np.inf:  # NaN, +inf, or nothing drawable
         raise ValueError("sample_row: logits hold NaN, or the row allows no token")
     if k is not None and 0 < k < min(len(logits), x.size):
         x[x < np.partition(x, x.size - k)[x.size - k]] = NEG_INF  # ties at the k-th are kept
-    w = np.exp((x - top) / t)  # (m,) unnormalised probabilities after temperature
+    w = np.exp(x - top if t == 1.0 else (x - top) / t, dtype=np.float64)  # (m,) unnormalised
     if p is not None and p < 1.0:
-        order = np.argsort(-w, kind="stable")  # (m,) most likely first
-        mass = np.cumsum(w[order])
-        drop = mass - w[order] >= p * mass[-1]  # mass strictly before each token reaches p
-        drop[0] = False
-        w[order[drop]] = 0.0
+        desc = np.sort(w)[::-1]  # (m,) most likely first
+        mass = desc.cumsum()
+        w[w < desc[mass.searchsorted(p * mass[-1])]] = 0.0  # keep up to where mass reaches p
     if mp is not None and mp > 0.0:
         w[w < w.max() * mp] = 0.0
-    cdf = np.cumsum(w)  # (m,)
-    j = int(np.searchsorted(cdf, u * cdf[-1], side="left"))
+    cdf = w.cumsum()  # (m,)
+    j = int(cdf.searchsorted(u * cdf[-1]))
     return int(ids[min(j, ids.size - 1)])

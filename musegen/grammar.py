@@ -121,12 +121,21 @@ class Grammar:
         """The state before any token (BOS must come first)."""
         return GrammarState()
 
+    @staticmethod
+    def situation(state: GrammarState) -> tuple:
+        """What ``allowed(state)`` depends on: states in the same situation allow the same
+        tokens (a key for caches built on top of the grammar)."""
+        ph = state.phase
+        if ph in _CONSTANT_PHASES:
+            return (ph,)
+        return (ph, state.timesig, state.tempo, state.position, state.pitch)
+
     def allowed(self, state: GrammarState) -> np.ndarray:
         """Boolean mask (V,) of the token ids that may follow ``state`` (a fresh array)."""
         ph = state.phase
         if ph in _CONSTANT_PHASES:
             return self._base[ph].copy()
-        key = (ph, state.timesig, state.tempo, state.position, state.pitch)
+        key = self.situation(state)
         m = self._cache.get(key)
         if m is None:
             if len(self._cache) >= _CACHE_LIMIT:

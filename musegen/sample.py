@@ -120,6 +120,7 @@ class _Row:
         self.done = False
 
     def allowed(self, tok: Tokenizer, keep: np.ndarray, max_tokens_per_bar: int) -> np.ndarray:
+        """Boolean mask (V,) of the ids this row may draw next (grammar, then constraints)."""
         if self.done:  # finished rows keep stepping with the batch; what they draw is unused
             mask = np.zeros(len(keep), dtype=bool)
             mask[tok.pad_id] = True
@@ -139,6 +140,24 @@ class _Row:
             mask = grammar_ok.copy()
             mask[tok.eos_id] &= self.bars_left == 0
         return mask
+
+    def candidates(
+        self, tok: Tokenizer, keep: np.ndarray, max_tokens_per_bar: int, cache: dict
+    ) -> np.ndarray:
+        """The ids of ``allowed``, ascending, from ``cache`` (one dict per generation: the same
+        ``keep`` and limit) when this row's situation has been seen before."""
+        key = (
+            self.done,
+            self.grammar.situation(self.state),
+            self.state.timesig < 0,
+            self.bars_left == 0,
+            self.tokens_in_bar >= max_tokens_per_bar,
+        )
+        ids = cache.get(key)
+        if ids is None:
+            ids = cache[key] = np.flatnonzero(self.allowed(tok, keep, max_tokens_per_bar))
+            ids.setflags(write=False)  # shared by every row and step in this situation
+        return ids
 
     def push(self, tok: Tokenizer, token: int) -> None:
         self.state = self.grammar.advance(self.state, token)
@@ -191,15 +210,16 @@ def generate_iter(
     tokens = torch.zeros(n, dtype=torch.long)  # (n,) the ids drawn at this step, reused
     drawn = tokens.numpy()
     uniforms = np.empty((0, n), dtype=np.float32)
+    masks: dict = {}  # situation -> candidate ids (`_Row.candidates`)
     for step in range(max_steps):
         if step % UNIFORM_BLOCK == 0:  # the same stream as one torch.rand(n) per step
             uniforms = (1.0 - torch.rand(UNIFORM_BLOCK, n, generator=generator)).numpy()
         u = uniforms[step % UNIFORM_BLOCK]  # (n,) in (0, 1], as `draw` uses
         scores = logits.float().cpu().numpy()  # (n, V)
         for i, r in enumerate(rows):
-            allowed = r.allowed(tok, keep, constraints.max_tokens_per_bar)
+            ids = r.candidates(tok, keep, constraints.max_tokens_per_bar, masks)
             drawn[i] = sample_row(
-                scores[i], allowed, float(u[i]), s.temperature, s.top_k, s.top_p, s.min_p
+                scores[i], ids, float(u[i]), s.temperature, s.top_k, s.top_p, s.min_p
             )
         for i, r in enumerate(rows):
             if not r.done:

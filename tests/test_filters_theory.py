@@ -134,7 +134,8 @@ def test_sample_row_agrees_with_filtered_then_draw(t, k, p, mp):
         cdf = probs.cumsum(0)
         for u in torch.rand(20, generator=gen).tolist():
             u = 1.0 - u
-            token = filters.sample_row(logits[0].numpy(), allowed[0].numpy(), u, t, k, p, mp)
+            ids = np.flatnonzero(allowed[0].numpy())
+            token = filters.sample_row(logits[0].numpy(), ids, u, t, k, p, mp)
             assert probs[token] > 0  # only tokens the reference could draw
             lo = 0.0 if token == 0 else float(cdf[token - 1])
             assert lo - 1e-6 <= u <= float(cdf[token]) + 1e-6  # the token `draw` gives for u
@@ -143,8 +144,8 @@ def test_sample_row_agrees_with_filtered_then_draw(t, k, p, mp):
 def test_sample_row_refuses_nan_and_empty_rows():
     logits = np.zeros(5, dtype=np.float32)
     with pytest.raises(ValueError):
-        filters.sample_row(logits, np.zeros(5, dtype=bool), 0.5)
+        filters.sample_row(logits, np.array([], dtype=np.int64), 0.5)
     logits[2] = np.nan
     with pytest.raises(ValueError):
-        filters.sample_row(logits, np.ones(5, dtype=bool), 0.5)
-    assert filters.sample_row(logits, np.eye(5, dtype=bool)[4], 0.5) == 4  # NaN masked away
+        filters.sample_row(logits, np.arange(5), 0.5)
+    assert filters.sample_row(logits, np.array([4]), 0.5) == 4  # NaN masked away

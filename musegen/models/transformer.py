@@ -95,11 +95,11 @@ class Rotary(nn.Module):
         self.head_dim = head_dim
         self.base = base
         self._inv_freq: dict[torch.device, Tensor] = {}  # float64, kept out of .to(dtype)
-        self._tables: dict[tuple, Tensor] = {}  # (device, dtype, block) -> (TABLE, Dh/2) cis
+        self._tables: dict[tuple, Tensor] = {}  # (device, dtype, block, q_scale) -> cis table
         self._lock = threading.Lock()
 
     TABLE = 1024  # positions per table of step angles
-    TABLES_KEPT = 8
+    TABLES_KEPT = 8  # tables of either kind
 
     def forward(self, start: int, length: int, device: torch.device, dtype: torch.dtype) -> Tensor:
         """Unit complex numbers e^(i * pos * freq) for positions start.., (T, Dh/2)."""
@@ -112,13 +112,20 @@ class Rotary(nn.Module):
         cis = torch.polar(torch.ones_like(angles), angles)  # complex128
         return cis if dtype == torch.float64 else cis.to(torch.complex64)
 
-    def at(self, pos: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """``forward(pos, 1)[0]`` from cached tables of ``TABLE`` aligned positions, (Dh/2,)."""
+    def at(
+        self, pos: int, device: torch.device, dtype: torch.dtype, q_scale: float | None = None
+    ) -> Tensor:
+        """``forward(pos, 1)[0]`` from cached tables of ``TABLE`` aligned positions, (Dh/2,).
+
+        With ``q_scale``: the pair (2, 1, Dh/2) of that times ``q_scale`` (for queries, the
+        attention scale folded in) and that (for keys)."""
         block, offset = divmod(pos, self.TABLE)
-        key = (device, dtype, block)
+        key = (device, dtype, block, q_scale)
         table = self._tables.get(key)
         if table is None:
             table = self.forward(block * self.TABLE, self.TABLE, device, dtype)
+            if q_scale is not None:
+                table = torch.stack((table * q_scale, table), dim=1)[:, :, None]
             with self._lock:  # generation may run in several threads (the web demo)
                 while len(self._tables) >= self.TABLES_KEPT:
                     self._tables.pop(next(iter(self._tables)))  # the oldest
@@ -129,8 +136,9 @@ class Rotary(nn.Module):
 def rotate(x: Tensor, cis: Tensor) -> Tensor:
     """Rotate the pairs of x (..., Dh) by cis, broadcastable to (..., Dh/2)."""
     real = torch.float64 if cis.dtype == torch.complex128 else torch.float32
-    pairs = torch.view_as_complex(x.to(real).unflatten(-1, (-1, 2)))  # (..., Dh/2)
-    return torch.view_as_real(pairs * cis).flatten(-2).to(x.dtype)
+    pairs = torch.view_as_complex((x if x.dtype == real else x.to(real)).unflatten(-1, (-1, 2)))
+    out = torch.view_as_real(pairs * cis).flatten(-2)  # (..., Dh)
+    return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
 def write_cache(cache: Tensor, start: int, new: Tensor, inplace: bool) -> Tensor:
@@ -353,23 +361,24 @@ class TransformerDecoder(Decoder):
         pos, W = state.pos, c.max_seq_len
         slot, n = pos % W, min(pos + 1, W)
         blocks, (embed, norm_w, norm_b) = self.step_weights()
-        x = F.embedding(token, embed)  # (B, D)
-        cis = self.rotary.at(pos, x.device, x.dtype)  # (Dh/2,) complex
-        cis_qk = torch.stack((cis * Dh**-0.5, cis))[:, None]  # (2, 1, Dh/2): q also scaled
-        for i, (n1w, n1b, qkv_w, proj_t, n2w, n2b, fc_w, fc_proj_t) in enumerate(blocks):
-            h = F.layer_norm(x, (D,), n1w, n1b, eps)
+        x = torch.embedding(embed, token)  # (B, D)
+        cis_qk = self.rotary.at(pos, x.device, x.dtype, Dh**-0.5)  # (2, 1, Dh/2), q scaled
+        caches = zip(state.k.unbind(0), state.v.unbind(0), strict=True)  # (B, H, W, Dh) each
+        for (n1w, n1b, qkv_w, proj_t, n2w, n2b, fc_w, fc_proj_t), (k_cache, v_cache) in zip(
+            blocks, caches, strict=True
+        ):
+            h = torch.layer_norm(x, (D,), n1w, n1b, eps)
             qkv = F.linear(h, qkv_w).view(B, 3, H, Dh)
-            qk = rotate(qkv[:, :2], cis_qk)  # (B, 2, H, Dh)
-            k_cache, v_cache = state.k[i], state.v[i]  # (B, H, W, Dh)
-            k_cache.select(2, slot).copy_(qk[:, 1])
-            v_cache.select(2, slot).copy_(qkv[:, 2])
-            q = qk[:, 0].reshape(B * H, 1, Dh)
+            qk = rotate(qkv.narrow(1, 0, 2), cis_qk)  # (B, 2, H, Dh)
+            k_cache.select(2, slot).copy_(qk.select(1, 1))
+            v_cache.select(2, slot).copy_(qkv.select(1, 2))
+            q = qk.select(1, 0).reshape(B * H, 1, Dh)
             keys = k_cache.narrow(2, 0, n).reshape(B * H, n, Dh)  # slot order is irrelevant
             values = v_cache.narrow(2, 0, n).reshape(B * H, n, Dh)  # for a single query
             weights = torch.softmax(torch.bmm(q, keys.transpose(1, 2)), dim=-1)  # (BH, 1, n)
             x = torch.addmm(x, torch.bmm(weights, values).view(B, D), proj_t)  # x + proj(y)
-            h = F.layer_norm(x, (D,), n2w, n2b, eps)
+            h = torch.layer_norm(x, (D,), n2w, n2b, eps)
             h = F.gelu(F.linear(h, fc_w), approximate="tanh")  # (B, d_ff)
             x = torch.addmm(x, h, fc_proj_t)  # x + mlp(.)
         state.pos = pos + 1
-        return F.linear(F.layer_norm(x, (D,), norm_w, norm_b, eps), embed), state
+        return F.linear(torch.layer_norm(x, (D,), norm_w, norm_b, eps), embed), state
