@@ -51,6 +51,64 @@ def continuation(model, primer, bars, **kw):
     return prepared, ids, [n for n in decoded.notes if n.start >= prepared.start]
 
 
+def reference_generate(m, context, n, constraints, sampling, seed):
+    """The sampling loop written plainly: full masks, the batched torch filters and `draw`,
+    one ``torch.rand`` per step. The fast loop of `generate` must give the same ids."""
+    import numpy as np
+    import torch
+
+    from musegen.filters import draw, filtered
+    from musegen.sample import _Row, static_mask
+
+    tok, model = m.tokenizer, m.model
+    grammar = tok.grammar()
+    start = grammar.walk(context)
+    rows = [_Row(grammar, start, constraints.bars - 1) for _ in range(n)]
+    keep = static_mask(tok, constraints)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        window = getattr(model.config, "max_seq_len", None)
+        prompt = context if window is None else context[-window:]
+        logits, state = model(torch.tensor([prompt]), return_state=True)
+        logits = logits[:, -1].expand(n, -1)
+        state = state.select(torch.zeros(n, dtype=torch.long))
+        while not all(r.done for r in rows):
+            masks = np.stack([r.allowed(tok, keep, constraints.max_tokens_per_bar) for r in rows])
+            s = sampling
+            scores = filtered(
+                logits, torch.from_numpy(masks), s.temperature, s.top_k, s.top_p, s.min_p
+            )
+            drawn = draw(scores, generator)
+            for r, token in zip(rows, drawn.tolist(), strict=True):
+                if not r.done:
+                    r.push(tok, token)
+            logits, state = model.step(drawn, state)
+    return [r.ids for r in rows]
+
+
+@pytest.mark.parametrize(
+    "n, options",
+    [(1, {}), (3, {"temperature": 1.3, "top_k": 12}), (2, {"top_p": 0.8, "min_p": 0.05})],
+)
+def test_fast_sampling_loop_gives_the_reference_loops_ids(model, primer, n, options):
+    from musegen.sample import Constraints, Sampling, generate
+
+    prepared = model.prepare(primer)
+    constraints, sampling = Constraints(bars=3), Sampling(**options)
+    for seed in (0, 7):
+        fast = generate(
+            model.model,
+            model.tokenizer,
+            prepared.context,
+            n=n,
+            constraints=constraints,
+            sampling=sampling,
+            seed=seed,
+        )
+        slow = reference_generate(model, prepared.context, n, constraints, sampling, seed)
+        assert fast == slow
+
+
 @pytest.mark.parametrize("bars", [1, 4])
 def test_continuation_spans_exactly_the_bars_asked(model, primer, bars):
     prepared, ids, notes = continuation(model, primer, bars, seed=0)
