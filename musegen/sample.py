@@ -210,14 +210,14 @@ def generate_iter(
     tokens = torch.zeros(n, dtype=torch.long)  # (n,) the ids drawn at this step, reused
     drawn = tokens.numpy()
     uniforms = np.empty((0, n), dtype=np.float32)
-    masks: dict = {}  # situation -> candidate ids (`_Row.candidates`)
+    candidate_ids: dict = {}  # a row's situation -> the ids it may draw (`_Row.candidates`)
     for step in range(max_steps):
         if step % UNIFORM_BLOCK == 0:  # the same stream as one torch.rand(n) per step
             uniforms = (1.0 - torch.rand(UNIFORM_BLOCK, n, generator=generator)).numpy()
         u = uniforms[step % UNIFORM_BLOCK]  # (n,) in (0, 1], as `draw` uses
         scores = logits.float().cpu().numpy()  # (n, V)
         for i, r in enumerate(rows):
-            ids = r.candidates(tok, keep, constraints.max_tokens_per_bar, masks)
+            ids = r.candidates(tok, keep, constraints.max_tokens_per_bar, candidate_ids)
             drawn[i] = sample_row(
                 scores[i], ids, float(u[i]), s.temperature, s.top_k, s.top_p, s.min_p
             )

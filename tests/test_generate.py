@@ -91,20 +91,12 @@ def reference_generate(m, context, n, constraints, sampling, seed):
     [(1, {}), (3, {"temperature": 1.3, "top_k": 12}), (2, {"top_p": 0.8, "min_p": 0.05})],
 )
 def test_fast_sampling_loop_gives_the_reference_loops_ids(model, primer, n, options):
-    from musegen.sample import Constraints, Sampling, generate
+    from musegen.sample import Constraints, Sampling
 
     prepared = model.prepare(primer)
-    constraints, sampling = Constraints(bars=3), Sampling(**options)
+    constraints, sampling = Constraints(bars=3), Sampling(**options)  # what generate_ids builds
     for seed in (0, 7):
-        fast = generate(
-            model.model,
-            model.tokenizer,
-            prepared.context,
-            n=n,
-            constraints=constraints,
-            sampling=sampling,
-            seed=seed,
-        )
+        fast = model.generate_ids(prepared, n=n, bars=3, seed=seed, **options)
         slow = reference_generate(model, prepared.context, n, constraints, sampling, seed)
         assert fast == slow
 
