@@ -344,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="lstm | transformer | mamba | ngram | DIR")
     p.add_argument("--data", required=True, help="corpus directory")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    p.add_argument("--limit", type=int, default=None, help="score only the first N tunes")
+    p.add_argument(
+        "--limit", type=int, default=None, help="score N tunes spread evenly over the split"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--record", action="store_true", help="store the result in the checkpoint")
     p.add_argument(

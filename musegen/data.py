@@ -408,7 +408,20 @@ def corpus_counts(data_dir: str | Path, tokenizer) -> dict:
     return out
 
 
+def spread(n: int, limit: int | None = None) -> np.ndarray:
+    """Indices of ``limit`` of ``n`` items spaced evenly over them (all of them for ``None``).
+
+    A split lists its tunes collection by collection, so its first 250 tunes are all Essen
+    songs; evenly spaced indices keep every collection in its share, the same ones every time.
+    """
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.arange(limit) * n // limit
+
+
 def eval_tunes(arrays: TokenArrays, limit: int | None = None) -> Sequence[np.ndarray]:
-    """The tunes of a split as separate id arrays (evaluation scores whole tunes)."""
-    n = len(arrays) if limit is None else min(limit, len(arrays))
-    return [np.asarray(arrays.tune(i), dtype=np.int64) for i in range(n)]
+    """The tunes of a split as separate id arrays (evaluation scores whole tunes).
+
+    With ``limit``, the tunes at ``spread(len(arrays), limit)``.
+    """
+    return [np.asarray(arrays.tune(i), dtype=np.int64) for i in spread(len(arrays), limit)]

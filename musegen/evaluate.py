@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from musegen.data import eval_tunes, spread, tokenize_split
 from musegen.tokenizer import Tokenizer
 
 LN2 = math.log(2.0)
@@ -96,19 +97,20 @@ def bits_per_note(
 
 
 def evaluate_model(model, tokenizer: Tokenizer, arrays, *, limit: int | None = None) -> dict:
-    """Bits per note of a model over a tokenized split (`data.TokenArrays`)."""
-    n = len(arrays) if limit is None else min(limit, len(arrays))
-    tunes = [np.asarray(arrays.tune(i), dtype=np.int64) for i in range(n)]
+    """Bits per note of a model over a tokenized split (`data.TokenArrays`).
+
+    ``limit`` scores that many tunes spread evenly over the split (`data.spread`).
+    """
+    tunes = eval_tunes(arrays, limit)
     was_training = model.training
     model.eval()
     nlls = token_nll(model, tunes)
     model.train(was_training)
-    return bits_per_note(nlls, tunes, arrays.notes[:n], tokenizer)
+    return bits_per_note(nlls, tunes, arrays.notes[spread(len(arrays), limit)], tokenizer)
 
 
 def evaluate_ngram(data_dir, tokenizer: Tokenizer, *, split: str = "test", limit=None) -> dict:
     """Fit the Kneser-Ney baseline on the train split, choose its order on validation."""
-    from musegen.data import eval_tunes, tokenize_split
     from musegen.ngram import fit_best_order
 
     train = eval_tunes(tokenize_split(data_dir, "train", tokenizer, progress=False))
@@ -116,14 +118,14 @@ def evaluate_ngram(data_dir, tokenizer: Tokenizer, *, split: str = "test", limit
     arrays = tokenize_split(data_dir, split, tokenizer, progress=False)
     tunes = eval_tunes(arrays, limit)
     model, scores = fit_best_order(train, validation, tokenizer.vocab_size, tokenizer.pad_id)
-    result = bits_per_note(model.token_nll(tunes), tunes, arrays.notes[: len(tunes)], tokenizer)
+    notes = arrays.notes[spread(len(arrays), limit)]
+    result = bits_per_note(model.token_nll(tunes), tunes, notes, tokenizer)
     return {"model": "ngram", "order": model.order, **result}
 
 
 def evaluate_named(name: str, data_dir, *, split: str = "test", limit=None) -> dict:
     """`musegen eval`: a shipped name, a checkpoint directory, or ``ngram``."""
     from musegen.checkpoint import load_checkpoint, resolve
-    from musegen.data import tokenize_split
 
     if name == "ngram":
         return evaluate_ngram(data_dir, Tokenizer(), split=split, limit=limit)
@@ -153,7 +155,8 @@ def music_statistics(
 ) -> dict:
     """Compare sampled continuations with the real ones on a split.
 
-    For each of the first ``tunes`` tunes with at least ``primer_bars + bars`` bars, the model
+    Of the tunes with at least ``primer_bars + bars`` bars, ``tunes`` spread evenly over the
+    split (`data.spread`, so every collection is in its share) are used. For each, the model
     (a `musegen.MuseGen`) continues the first ``primer_bars`` bars by ``bars`` bars; the real
     next ``bars`` bars are the reference. Reported: pitch-class histogram overlap and melodic
     interval histogram overlap (generated vs real, pooled over tunes, 1 = identical), the
@@ -165,9 +168,8 @@ def music_statistics(
     tok = generator.tokenizer
     gen_pc, real_pc, gen_iv, real_iv = [], [], [], []
     gen_in_key = real_in_key = gen_notes = real_notes = used = 0
+    usable = []  # (tune index, score, primer notes, real continuation notes)
     for i in range(len(arrays)):
-        if used == tunes:
-            break
         score = tok.decode_score(np.asarray(arrays.tune(i)).tolist())
         starts = tok.bar_starts(
             tok.metre_changes(score.time_signatures), max(n.start for n in score.notes)
@@ -177,8 +179,10 @@ def music_statistics(
         cut, stop = int(starts[primer_bars]), int(starts[primer_bars + bars])
         primer = [n for n in score.notes if n.start < cut]
         real = [n for n in score.notes if cut <= n.start < stop]
-        if len(primer) < 4 or len(real) < 2:
-            continue
+        if len(primer) >= 4 and len(real) >= 2:
+            usable.append((i, score, primer, real))
+    for j in spread(len(usable), tunes):
+        i, score, primer, real = usable[j]
         clipped = Score(
             tok.ticks_per_quarter, primer, score.tracks, score.time_signatures, score.tempos
         )

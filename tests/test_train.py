@@ -17,9 +17,9 @@ import torch
 from corpus_helpers import make_corpus
 
 from musegen import checkpoint as ckpt
-from musegen.data import Transposer, tokenize_split, training_windows
+from musegen.data import Transposer, spread, tokenize_split, training_windows
 from musegen.errors import MuseGenError
-from musegen.evaluate import evaluate_model
+from musegen.evaluate import evaluate_model, music_statistics
 from musegen.tokenizer import Tokenizer
 from musegen.train import TrainConfig, lr_at, train
 
@@ -174,16 +174,11 @@ def test_two_process_gloo_run_matches_one_process(corpus, tmp_path):
             torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
 
 
-def test_eval_matches_hand_computation(corpus, tmp_path):
-    torch.manual_seed(0)
-    tok = Tokenizer()
-    from musegen.models import build
-
-    model = build("transformer", tok.vocab_size, "tiny").eval()
-    arrays = tokenize_split(corpus, "test", tok, progress=False)
+def hand_bits(model, tok: Tokenizer, arrays, indices) -> tuple[float, float, int]:
+    """Bits and pitch bits per note of the tunes at ``indices``, one token at a time."""
     expected_bits, expected_pitch = 0.0, 0.0
     pitch_ids = set(tok.pitch_ids.tolist())
-    for i in range(len(arrays)):
+    for i in indices:
         ids = torch.as_tensor(np.asarray(arrays.tune(i), dtype=np.int64))
         with torch.no_grad():
             logp = torch.log_softmax(model(ids[None, :-1])[0].double(), -1)
@@ -191,11 +186,113 @@ def test_eval_matches_hand_computation(corpus, tmp_path):
             bits = -logp[t - 1, ids[t]].item() / math.log(2)
             expected_bits += bits
             expected_pitch += bits if int(ids[t]) in pitch_ids else 0.0
-    notes = int(arrays.notes.sum())
+    notes = sum(int(arrays.notes[i]) for i in indices)
+    return expected_bits / notes, expected_pitch / notes, notes
+
+
+def test_eval_matches_hand_computation(corpus, tmp_path):
+    torch.manual_seed(0)
+    tok = Tokenizer()
+    from musegen.models import build
+
+    model = build("transformer", tok.vocab_size, "tiny").eval()
+    arrays = tokenize_split(corpus, "test", tok, progress=False)
+    bits, pitch, notes = hand_bits(model, tok, arrays, range(len(arrays)))
     result = evaluate_model(model, tok, arrays)
-    assert result["notes"] == notes == sum(int(x) for x in arrays.notes)
-    assert result["bits_per_note"] == pytest.approx(expected_bits / notes, rel=1e-5)
-    assert result["pitch_bits_per_note"] == pytest.approx(expected_pitch / notes, rel=1e-5)
+    assert result["notes"] == notes == int(arrays.notes.sum())
+    assert result["bits_per_note"] == pytest.approx(bits, rel=1e-5)
+    assert result["pitch_bits_per_note"] == pytest.approx(pitch, rel=1e-5)
+
+
+def test_spread_picks_evenly_spaced_tunes():
+    assert spread(10, 4).tolist() == [0, 2, 5, 7]
+    assert spread(5).tolist() == spread(5, 5).tolist() == spread(5, 99).tolist() == [0, 1, 2, 3, 4]
+    for n, limit in [(629, 250), (558, 100), (7, 6), (1000, 1)]:
+        idx = spread(n, limit)
+        assert len(idx) == limit and len(set(idx.tolist())) == limit
+        assert idx[0] == 0 and idx[-1] >= n - n // limit - 1  # reaches the end of the split
+        if limit > 1:
+            gaps = np.diff(idx)
+            assert gaps.min() >= n // limit and gaps.max() <= -(-n // limit)
+
+
+def test_eval_limit_scores_tunes_spread_over_the_split(corpus):
+    """`--limit` scores tunes from the whole split (a split lists its collections in turn)."""
+    torch.manual_seed(0)
+    tok = Tokenizer()
+    from musegen.models import build
+
+    model = build("lstm", tok.vocab_size, "tiny").eval()
+    arrays = tokenize_split(corpus, "validation", tok, progress=False)
+    picked = spread(len(arrays), 3)
+    assert picked[-1] > 2  # not simply the first three
+    bits, pitch, notes = hand_bits(model, tok, arrays, picked)
+    result = evaluate_model(model, tok, arrays, limit=3)
+    assert result["files"] == 3 and result["notes"] == notes
+    assert result["bits_per_note"] == pytest.approx(bits, rel=1e-5)
+    assert result["pitch_bits_per_note"] == pytest.approx(pitch, rel=1e-5)
+
+
+def test_best_checkpoint_is_chosen_among_like_figures(corpus, tmp_path, monkeypatch):
+    """Every evaluation during training scores the same tunes and the best of those is kept,
+    the last one included; the kept weights are then scored on the whole validation split."""
+    import musegen.train as train_module
+
+    scripted = iter([5.0, 3.0, 4.0, 4.5])  # the second of four evaluations is the best
+    real_evaluate = train_module.evaluate_model
+
+    def evaluate(model, tokenizer, arrays, *, limit=None):
+        result = real_evaluate(model, tokenizer, arrays, limit=limit)
+        if limit is not None:
+            result["bits_per_note"] = next(scripted)
+        return result
+
+    monkeypatch.setattr(train_module, "evaluate_model", evaluate)
+    out = tmp_path / "run"
+    cfg = TrainConfig(
+        "lstm", str(corpus), str(out), tokens=4 * 64 * 20, **{**TINY, "eval_tunes": 3}
+    )
+    result = train(cfg, progress=False)
+    rows = [line.split(",") for line in (out / "log.csv").read_text().splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == [5, 10, 15, 20]
+    assert [float(r[4]) for r in rows] == [5.0, 3.0, 4.0, 4.5]
+    model, tok, config = ckpt.load_checkpoint(out)
+    assert config["training"]["steps"] == 10
+    val = tokenize_split(corpus, "validation", tok, progress=False)
+    whole = real_evaluate(model, tok, val)
+    assert config["metrics"]["validation"]["files"] == len(val) > 3
+    assert config["metrics"]["validation"]["bits_per_note"] == pytest.approx(whole["bits_per_note"])
+    assert result["best_val_bits_per_note"] == pytest.approx(whole["bits_per_note"])
+    assert "| validation | 6 |" in (out / "README.md").read_text()
+
+
+def test_music_statistics_compare_continuations_with_the_real_bars(corpus, tmp_path):
+    """The real side depends only on the tunes; the generated side on the model; all in range."""
+    import musegen
+    from musegen.models import build
+
+    tok = Tokenizer()
+    stats = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        ckpt.save_checkpoint(
+            tmp_path / str(seed), build("lstm", tok.vocab_size, "tiny"), "lstm", tok
+        )
+        generator = musegen.load(tmp_path / str(seed))
+        arrays = tokenize_split(corpus, "train", tok, progress=False)
+        stats.append(music_statistics(generator, arrays, tunes=5, primer_bars=2, bars=2))
+    a, b = stats
+    assert a["tunes"] == b["tunes"] == 5
+    for key in ("in_key_real", "notes_per_bar_real"):
+        assert a[key] == b[key]
+    assert a["notes_per_bar_real"] > 0 and a["notes_per_bar_generated"] > 0
+    assert (a["pitch_class_overlap"], a["interval_overlap"]) != (
+        b["pitch_class_overlap"],
+        b["interval_overlap"],
+    )
+    for s in stats:
+        for key in ("pitch_class_overlap", "interval_overlap", "in_key_generated", "in_key_real"):
+            assert 0.0 <= s[key] <= 1.0
 
 
 def test_sliding_window_eval_scores_every_token(corpus):
