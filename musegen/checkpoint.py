@@ -301,8 +301,17 @@ def render_card(config: dict) -> str:
             if tcfg.get("max_shift")
             else "no transposition augmentation"
         )
+        planned = tcfg.get("tokens", 0) // max(
+            1, tcfg.get("batch_size", 1) * tcfg.get("seq_len", 1)
+        )
+        kept = []
+        if planned and tr.get("steps") != planned:
+            kept = [
+                f"- planned for {planned} steps; this is the run's best checkpoint on validation"
+            ]
         lines += [
             f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",
+            *kept,
             f"- batch {tcfg.get('batch_size')} x {tcfg.get('seq_len')} tokens, AdamW, peak lr "
             f"{tcfg.get('lr')}, warmup {tcfg.get('warmup_steps')} steps then cosine, "
             f"{shift}, seed {tcfg.get('seed')}",

@@ -263,7 +263,8 @@ def test_best_checkpoint_is_chosen_among_like_figures(corpus, tmp_path, monkeypa
     assert config["metrics"]["validation"]["files"] == len(val) > 3
     assert config["metrics"]["validation"]["bits_per_note"] == pytest.approx(whole["bits_per_note"])
     assert result["best_val_bits_per_note"] == pytest.approx(whole["bits_per_note"])
-    assert "| validation | 6 |" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "| validation | 6 |" in card and "planned for 20 steps" in card
 
 
 def test_music_statistics_compare_continuations_with_the_real_bars(corpus, tmp_path):
