@@ -330,7 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate")
     p.add_argument("--warmup-steps", type=int, default=d["warmup_steps"])
     p.add_argument("--eval-every", type=int, default=d["eval_every"], help="steps")
-    p.add_argument("--eval-tunes", type=int, default=d["eval_tunes"])
+    p.add_argument(
+        "--eval-tunes",
+        type=int,
+        default=d["eval_tunes"],
+        help="validation tunes scored at each evaluation, spread over the split",
+    )
     p.add_argument("--patience", type=int, default=d["patience"], help="early stop, in evals")
     p.add_argument("--max-shift", type=int, default=d["max_shift"], help="transposition range")
     p.add_argument("--seed", type=int, default=d["seed"])
