@@ -301,9 +301,7 @@ def render_card(config: dict) -> str:
             if tcfg.get("max_shift")
             else "no transposition augmentation"
         )
-        planned = tcfg.get("tokens", 0) // max(
-            1, tcfg.get("batch_size", 1) * tcfg.get("seq_len", 1)
-        )
+        planned = tr.get("planned_steps")
         kept = []
         if planned and tr.get("steps") != planned:
             kept = [

@@ -101,12 +101,17 @@ def evaluate_model(model, tokenizer: Tokenizer, arrays, *, limit: int | None = N
 
     ``limit`` scores that many tunes spread evenly over the split (`data.spread`).
     """
-    tunes = eval_tunes(arrays, limit)
+    tunes, notes = _scored(arrays, limit)
     was_training = model.training
     model.eval()
     nlls = token_nll(model, tunes)
     model.train(was_training)
-    return bits_per_note(nlls, tunes, arrays.notes[spread(len(arrays), limit)], tokenizer)
+    return bits_per_note(nlls, tunes, notes, tokenizer)
+
+
+def _scored(arrays, limit: int | None) -> tuple[Sequence[np.ndarray], np.ndarray]:
+    """The tunes an evaluation scores (all, or ``limit`` spread over the split) and their notes."""
+    return eval_tunes(arrays, limit), arrays.notes[spread(len(arrays), limit)]
 
 
 def evaluate_ngram(data_dir, tokenizer: Tokenizer, *, split: str = "test", limit=None) -> dict:
@@ -116,9 +121,8 @@ def evaluate_ngram(data_dir, tokenizer: Tokenizer, *, split: str = "test", limit
     train = eval_tunes(tokenize_split(data_dir, "train", tokenizer, progress=False))
     validation = eval_tunes(tokenize_split(data_dir, "validation", tokenizer, progress=False))
     arrays = tokenize_split(data_dir, split, tokenizer, progress=False)
-    tunes = eval_tunes(arrays, limit)
+    tunes, notes = _scored(arrays, limit)
     model, scores = fit_best_order(train, validation, tokenizer.vocab_size, tokenizer.pad_id)
-    notes = arrays.notes[spread(len(arrays), limit)]
     result = bits_per_note(model.token_nll(tunes), tunes, notes, tokenizer)
     return {"model": "ngram", "order": model.order, **result}
 

@@ -393,6 +393,7 @@ def _training_record(cfg: TrainConfig, state: dict, params: int, device) -> dict
     return {
         "config": {k.name: getattr(cfg, k.name) for k in fields(cfg)},
         "steps": state["step"],
+        "planned_steps": cfg.steps,
         "tokens_seen": state["step"] * cfg.batch_size * cfg.seq_len,
         "train_seconds": round(state["train_seconds"], 1),
         "tokens_per_s": round(
