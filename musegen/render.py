@@ -9,6 +9,9 @@ pretty_midi's own additive synth (no extra dependency). Pictures need matplotlib
 from __future__ import annotations
 
 import io
+import logging
+import math
+import threading
 import wave
 from pathlib import Path
 
@@ -21,6 +24,11 @@ SAMPLE_RATE = 22050
 PRIMER_COLOUR = "#7f8c9a"  # grey-blue: what the user gave
 CONTINUATION_COLOUR = "#e4572e"  # orange: what the model wrote
 TAIL_SECONDS = 1.0  # let the last note ring out
+BLACK_KEYS = {1, 3, 6, 8, 10}  # pitch classes shaded in the piano roll
+MAX_BAR_LABELS = 24  # more bars than this: number every 2nd, 3rd, ...
+MAX_PITCH_LABELS = 22  # more white keys than this: name only the Cs
+
+log = logging.getLogger(__name__)
 
 
 def soundfont_path() -> Path | None:
@@ -29,16 +37,61 @@ def soundfont_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _fluidsynth(pm: pretty_midi.PrettyMIDI, sample_rate: int) -> np.ndarray | None:
-    """FluidSynth rendering, or None where FluidSynth or the soundfont is missing."""
+# FluidSynth is probed once per process, under a lock: the web demo renders in several threads,
+# and concurrent first imports of pyfluidsynth without its system library have handed back a
+# half-initialised module that looked usable.
+_PROBE_LOCK = threading.Lock()
+_fluidsynth_usable: bool | None = None
+_PROBE_NOTE = (60, 0.0, 0.1)  # pitch, start, end: one short note is enough to prove rendering
+
+
+def fluidsynth_available() -> bool:
+    """Whether FluidSynth renders here: pyfluidsynth, the system libfluidsynth and the bundled
+    soundfont all present and working. Decided once per process, thread-safely, by rendering
+    one short note; later calls return the cached answer."""
+    global _fluidsynth_usable
+    with _PROBE_LOCK:
+        if _fluidsynth_usable is None:
+            _fluidsynth_usable = _probe_fluidsynth()
+        return _fluidsynth_usable
+
+
+def forget_audio_probe() -> None:
+    """Probe FluidSynth again on the next render (after installing it, and in tests)."""
+    global _fluidsynth_usable
+    with _PROBE_LOCK:
+        _fluidsynth_usable = None
+
+
+def _probe_fluidsynth() -> bool:
     sf2 = soundfont_path()
     if sf2 is None:
-        return None
+        return False
     try:
-        import fluidsynth  # noqa: F401  (pyfluidsynth; raises ImportError without libfluidsynth)
-    except (ImportError, OSError):
-        return None
-    return pm.fluidsynth(fs=sample_rate, synthesizer=str(sf2))
+        import fluidsynth  # noqa: F401  (pyfluidsynth; ImportError without libfluidsynth)
+    except Exception:  # ImportError, OSError from ctypes, or anything else: not usable
+        return False
+    pitch, start, end = _PROBE_NOTE
+    probe = pretty_midi.PrettyMIDI()
+    probe.instruments.append(pretty_midi.Instrument(0))
+    probe.instruments[0].notes.append(pretty_midi.Note(100, pitch, start, end))
+    try:
+        audio = _fluidsynth(probe, SAMPLE_RATE)
+    except Exception:
+        return False
+    return bool(len(audio)) and bool(np.isfinite(audio).all())
+
+
+def _fluidsynth(pm: pretty_midi.PrettyMIDI, sample_rate: int) -> np.ndarray:
+    """FluidSynth rendering with the bundled soundfont (raises where it cannot render)."""
+    return pm.fluidsynth(fs=sample_rate, synthesizer=str(soundfont_path()))
+
+
+def _plain(pm: pretty_midi.PrettyMIDI, sample_rate: int) -> np.ndarray:
+    """pretty_midi's additive synth; silence (not NaN) for music without pitched notes."""
+    if not any(inst.notes and not inst.is_drum for inst in pm.instruments):
+        return np.zeros(0, dtype=np.float32)
+    return pm.synthesize(fs=sample_rate)
 
 
 def synthesize(
@@ -47,27 +100,34 @@ def synthesize(
     """Render ``pm`` to mono float32 audio in [-1, 1]; returns (samples, backend used).
 
     ``backend``: "auto" (FluidSynth when available, else the plain synth), "fluidsynth" or
-    "plain". The audio is as long as the music plus a short tail, and peaks at 0.9.
+    "plain". With "auto" any failure of FluidSynth falls back to the plain synth (logged), so
+    rendering never fails for want of a system library. The audio is as long as the music
+    plus a short tail, and peaks at 0.9 (silence stays silent).
     """
     if backend not in ("auto", "fluidsynth", "plain"):
         raise ConfigError(f"audio backend must be auto, fluidsynth or plain (got {backend!r})")
     if not 8000 <= sample_rate <= 96000:
         raise ConfigError(f"sample rate must be 8000-96000 Hz (got {sample_rate})")
-    audio, used = None, "fluidsynth"
-    if backend != "plain":
-        audio = _fluidsynth(pm, sample_rate)
-        if audio is None and backend == "fluidsynth":
-            raise ConfigError(
-                "FluidSynth is not available: install pyfluidsynth and the system libfluidsynth "
-                "(Debian: apt install libfluidsynth3), or use the plain synth"
-            )
+    if backend == "fluidsynth" and not fluidsynth_available():
+        raise ConfigError(
+            "FluidSynth is not available: install pyfluidsynth and the system libfluidsynth "
+            "(Debian: apt install libfluidsynth3), or use the plain synth"
+        )
+    audio, used = None, "plain"
+    if backend != "plain" and fluidsynth_available():
+        try:
+            audio, used = _fluidsynth(pm, sample_rate), "fluidsynth"
+        except Exception as e:
+            if backend == "fluidsynth":
+                raise ConfigError(f"FluidSynth could not render this music: {e}") from e
+            log.warning("FluidSynth failed (%s: %s); using the plain synth", type(e).__name__, e)
     if audio is None:
-        audio, used = pm.synthesize(fs=sample_rate), "plain"
+        audio = _plain(pm, sample_rate)
     length = int((pm.get_end_time() + TAIL_SECONDS) * sample_rate)
     out = np.zeros(length, dtype=np.float32)
     n = min(length, len(audio))
-    out[:n] = audio[:n]
-    peak = float(np.abs(out).max())
+    out[:n] = np.nan_to_num(audio[:n])
+    peak = float(np.abs(out).max(initial=0.0))
     if peak > 0:
         out *= 0.9 / peak
     return out, used
@@ -99,11 +159,18 @@ def piano_roll(
     split: float | None = None,
     title: str | None = None,
 ) -> None:
-    """Draw ``pm`` as a piano roll PNG: notes starting at or after ``split`` seconds are the
-    continuation (orange), earlier ones the primer (grey-blue); thin lines mark the bars."""
+    """Draw ``pm`` as a piano roll PNG, read as in a DAW: the time axis in bars (numbered from
+    1, beats as minor ticks), the pitch axis with note names and shaded black-key rows. Notes
+    starting at or after ``split`` seconds are the continuation (orange), earlier ones the
+    primer (grey-blue)."""
     fig = new_figure((10, 3.2))
     ax = fig.subplots()
     notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
+    low = min((n.pitch for n in notes), default=60) - 2
+    high = max((n.pitch for n in notes), default=72) + 2
+    for p in range(low, high + 1):
+        if p % 12 in BLACK_KEYS:
+            ax.axhspan(p - 0.5, p + 0.5, color="#f2f2f2", lw=0, zorder=0)
     # the output's notes are timed on a finer grid than ``split``: allow a small tolerance
     new = [split is not None and n.start >= split - 1e-4 for n in notes]
     for colour, part in (
@@ -115,18 +182,24 @@ def piano_roll(
         for n in part:
             by_pitch.setdefault(n.pitch, []).append((n.start, n.end - n.start))
         for pitch, spans in by_pitch.items():
-            ax.broken_barh(spans, (pitch - 0.4, 0.8), color=colour, lw=0)
-    for t in pm.get_downbeats():
-        ax.axvline(t, color="#cccccc", lw=0.6, zorder=0)
+            ax.broken_barh(spans, (pitch - 0.4, 0.8), color=colour, lw=0, zorder=2)
+    end = max(pm.get_end_time(), 1.0)
+    downbeats = [float(t) for t in pm.get_downbeats() if t <= end + 1e-6]
+    for t in downbeats:
+        ax.axvline(t, color="#bbbbbb", lw=0.6, zorder=1)
     if split is not None:
-        ax.axvline(split, color=CONTINUATION_COLOUR, lw=1.2, ls="--", zorder=0)
-    low = min((n.pitch for n in notes), default=60) - 2
-    high = max((n.pitch for n in notes), default=72) + 2
-    ax.set_xlim(0, max(pm.get_end_time(), 1.0))
-    ax.set_ylim(low, high)
-    ticks = [p for p in range(low, high + 1) if p % 12 == 0] or [low]
-    ax.set_yticks(ticks, [pretty_midi.note_number_to_name(p) for p in ticks])
-    ax.set_xlabel("seconds")
+        ax.axvline(split, color=CONTINUATION_COLOUR, lw=1.2, ls="--", zorder=3)
+    ax.set_xlim(0, end)
+    ax.set_ylim(low - 0.5, high + 0.5)
+    every = max(1, math.ceil(len(downbeats) / MAX_BAR_LABELS))
+    shown = list(range(0, len(downbeats), every))
+    ax.set_xticks([downbeats[i] for i in shown], [str(i + 1) for i in shown])
+    ax.set_xticks([float(t) for t in pm.get_beats() if t <= end + 1e-6], minor=True)
+    ax.set_xlabel("bar")
+    names = [p for p in range(low, high + 1) if p % 12 not in BLACK_KEYS]
+    if len(names) > MAX_PITCH_LABELS:  # a wide range: name the Cs only
+        names = [p for p in names if p % 12 == 0] or [low]
+    ax.set_yticks(names, [pretty_midi.note_number_to_name(p) for p in names], fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

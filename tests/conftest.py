@@ -4,10 +4,12 @@ builder for hand-made (and hostile) Standard MIDI Files."""
 from __future__ import annotations
 
 import struct
+import sys
 from pathlib import Path
 
 import pytest
 
+from musegen import render
 from musegen.bench_tokenize import abc2midi_path, make_folk_midis, music21_corpus_dir
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -112,3 +114,27 @@ def midi_builder():
     return types.SimpleNamespace(
         smf=smf, vlq=vlq, note=note, tempo=tempo, time_signature=time_signature
     )
+
+
+# ------------------------------------------------------------------ audio backends
+
+
+@pytest.fixture
+def fresh_probe():
+    """FluidSynth probed anew in the test, and again after it (for the tests that follow)."""
+    render.forget_audio_probe()
+    yield
+    render.forget_audio_probe()
+
+
+@pytest.fixture
+def no_libfluidsynth(monkeypatch, fresh_probe):
+    """A machine without the system libfluidsynth, whatever this one has: pyfluidsynth's own
+    library lookup finds nothing, so importing it raises as it does there."""
+    import ctypes.util
+
+    real = ctypes.util.find_library
+    monkeypatch.setattr(
+        ctypes.util, "find_library", lambda name: None if "fluidsynth" in name else real(name)
+    )
+    monkeypatch.delitem(sys.modules, "fluidsynth", raising=False)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import io
+import threading
 import wave
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pretty_midi
@@ -36,10 +39,65 @@ def test_synthesize_length_and_level(tune, backend):
 
 
 def test_fluidsynth_missing_is_a_clear_error(tune, monkeypatch):
-    monkeypatch.setattr(render, "_fluidsynth", lambda pm, rate: None)
+    monkeypatch.setattr(render, "fluidsynth_available", lambda: False)
     assert render.synthesize(tune, backend="auto")[1] == "plain"
     with pytest.raises(ConfigError, match="libfluidsynth"):
         render.synthesize(tune, backend="fluidsynth")
+
+
+def _render_at_once(tune, threads: int) -> list:
+    """``synthesize`` from many threads released together (the web demo's first requests)."""
+    barrier = threading.Barrier(threads)
+
+    def one(_):
+        barrier.wait()
+        return render.synthesize(tune, 16000)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, range(threads)))
+
+
+def test_without_libfluidsynth_concurrent_renders_fall_back(tune, no_libfluidsynth):
+    results = _render_at_once(tune, 16)
+    assert [used for _, used in results] == ["plain"] * 16
+    assert all(abs(float(np.abs(a).max()) - 0.9) < 1e-6 for a, _ in results)
+    assert render.fluidsynth_available() is False
+    with pytest.raises(ConfigError, match="libfluidsynth"):
+        render.synthesize(tune, backend="fluidsynth")
+
+
+@pytest.mark.skipif(
+    ctypes.util.find_library("fluidsynth") is None,
+    reason="the system libfluidsynth is not installed (Debian: apt install libfluidsynth3)",
+)
+def test_with_libfluidsynth_concurrent_renders_use_it(tune, fresh_probe):
+    pytest.importorskip("fluidsynth", reason="pyfluidsynth is not installed")
+    results = _render_at_once(tune, 8)
+    assert [used for _, used in results] == ["fluidsynth"] * 8
+    first = results[0][0]
+    assert all(np.array_equal(a, first) for a, _ in results)  # same music, same samples
+
+
+def test_a_failing_fluidsynth_falls_back_to_the_plain_synth(tune, monkeypatch, caplog):
+    def broken(pm, rate):
+        raise ImportError("fluidsynth() was called but pyfluidsynth is not installed.")
+
+    monkeypatch.setattr(render, "fluidsynth_available", lambda: True)
+    monkeypatch.setattr(render, "_fluidsynth", broken)
+    samples, used = render.synthesize(tune, 16000)
+    assert used == "plain" and np.abs(samples).max() > 0.1
+    assert "FluidSynth failed" in caplog.text
+    with pytest.raises(ConfigError, match="could not render"):
+        render.synthesize(tune, backend="fluidsynth")
+
+
+def test_drums_only_render_silence_not_nan():
+    pm = pretty_midi.PrettyMIDI()
+    kit = pretty_midi.Instrument(0, is_drum=True)
+    kit.notes.append(pretty_midi.Note(100, 36, 0.0, 0.5))
+    pm.instruments.append(kit)
+    samples, _ = render.synthesize(pm, 16000, backend="plain")
+    assert np.isfinite(samples).all() and not samples.any()
 
 
 def test_bad_options(tune):
@@ -72,3 +130,27 @@ def test_piano_roll_colours_split_primer_and_continuation(tune, tmp_path):
     assert primer in only_primer and new not in only_primer
     both = colours(1.0)
     assert primer in both and new in both
+
+
+def test_piano_roll_reads_in_bars_and_names_notes(tune, tmp_path, monkeypatch):
+    """The time axis is numbered in bars from 1 (beats as minor ticks) and every white key of
+    a narrow range is named, as in a DAW."""
+    from matplotlib.figure import Figure
+
+    drawn: list = []
+    real_savefig = Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        drawn.append(fig.axes[0])
+        return real_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    tune.instruments[0].notes.append(pretty_midi.Note(90, 62, 2.0, 9.5))  # 5 bars at 120 bpm
+    render.piano_roll(tune, tmp_path / "roll.png")
+    ax = drawn[0]
+    assert ax.get_xlabel() == "bar"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4", "5"]
+    beats = ax.get_xticks(minor=True)  # the 3 beats inside each bar (downbeats are major)
+    assert list(beats[:6]) == [0.5, 1.0, 1.5, 2.5, 3.0, 3.5]
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    assert names[:3] == ["C4", "D4", "E4"] and "F#4" not in names and "D5" in names
