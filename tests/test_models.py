@@ -256,6 +256,34 @@ def test_bfloat16_autocast(arch):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+@pytest.mark.parametrize("onednn", [True, False], ids=["cpu-decides", "no-onednn-bf16"])
+def test_lstm_bfloat16_runs_on_any_cpu(onednn, monkeypatch):
+    """AVX2-only CPUs have no oneDNN bfloat16 LSTM: the plain kernel must take over (forced
+    here with ``onednn=False``, so every CPU runs that path), with logits close to float32's."""
+    from musegen.models import lstm
+
+    if not onednn:
+        monkeypatch.setattr(lstm, "onednn_runs", lambda dtype: dtype == torch.float32)
+    torch.manual_seed(0)
+    model = build("lstm", VOCAB, "tiny")
+    toks = tokens(2, 40)
+    with torch.no_grad():
+        reference = model(toks)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(toks)
+    logits.float().sum().backward()
+    assert logits.dtype == torch.bfloat16
+    assert (logits.float() - reference).abs().max() < 0.05 * reference.abs().max()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_onednn_runs_float32_everywhere():
+    from musegen.models.lstm import onednn_runs
+
+    assert onednn_runs(torch.float32) and onednn_runs(torch.float64)
+    assert onednn_runs(torch.bfloat16) == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_config_round_trips_through_json(arch):
     model = build(arch, VOCAB, "tiny", dropout=0.2)

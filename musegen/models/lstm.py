@@ -57,6 +57,19 @@ _ONEDNN_OFF = dict.fromkeys(inspect.signature(torch.backends.mkldnn.flags).param
 }
 
 
+def onednn_runs(dtype: torch.dtype) -> bool:
+    """Whether oneDNN has an LSTM kernel for ``dtype`` on this CPU (float32 always; bfloat16
+    and float16 only where the CPU has the instructions, e.g. AVX-512 BF16 or AMX)."""
+    probes = {
+        torch.bfloat16: "_is_mkldnn_bf16_supported",
+        torch.float16: "_is_mkldnn_fp16_supported",
+    }
+    if dtype not in probes:
+        return True
+    probe = getattr(torch.ops.mkldnn, probes[dtype], None)
+    return bool(probe is not None and probe())
+
+
 # Initial logit scale: with the embedding drawn from U(-0.1, 0.1) and outputs of about 0.5
 # per unit, logits start with a standard deviation of ~0.5; x5 gives the head a usable range.
 LOGIT_SCALE_INIT = 5.0
@@ -117,12 +130,21 @@ class LSTMDecoder(Decoder):
 
         Without gradients (prefill, evaluation) oneDNN is switched off: it builds a new kernel
         for every new sequence length, which costs seconds for a long primer; the plain kernel
-        has no such start-up cost. Training keeps oneDNN (fixed shapes, faster backward).
+        has no such start-up cost. Training keeps oneDNN (fixed shapes, faster backward) where
+        it has a kernel for the compute dtype: bfloat16 and float16 LSTMs need AVX-512 or AMX
+        class CPUs, so under autocast on an AVX2-only CPU the plain kernel runs instead.
         """
-        if not torch.is_grad_enabled():
+        if not torch.is_grad_enabled() or not onednn_runs(self._compute_dtype()):
             with _ONEDNN_LOCK, torch.backends.mkldnn.flags(**_ONEDNN_OFF):
                 return self._forward(tokens, state, return_state)
         return self._forward(tokens, state, return_state)
+
+    def _compute_dtype(self) -> torch.dtype:
+        """The dtype the LSTM kernels run in: autocast's where it is on, else the weights'."""
+        device = self.embed.weight.device.type
+        if torch.is_autocast_enabled(device):
+            return torch.get_autocast_dtype(device)
+        return self.embed.weight.dtype
 
     def _forward(
         self, tokens: Tensor, state: LSTMState | None, return_state: bool
