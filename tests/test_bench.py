@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from musegen import bench
 from musegen.cli import main
 from musegen.models import ARCHITECTURES
@@ -18,6 +20,7 @@ KEYS = [
 ]
 
 
+@pytest.mark.slow
 def test_bench_quick_json_has_every_key(capsys, tmp_path):
     plot = tmp_path / "steps.png"
     assert main(["bench", "--json", "--quick", "--positions", "8", "40", "--plot", str(plot)]) == 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from corpus_helpers import make_corpus
 
 from musegen.data import (
     SPLITS,
@@ -33,6 +34,7 @@ def folk(tmp_path_factory) -> tuple[Path, dict, float]:
     return out, manifest, time.perf_counter() - started
 
 
+@pytest.mark.slow
 def test_corpus_counts_and_split_fractions(folk):
     root, manifest, seconds = folk
     counts = manifest["counts"]
@@ -48,6 +50,7 @@ def test_corpus_counts_and_split_fractions(folk):
         assert len(files) == counts[split]["tunes"]
 
 
+@pytest.mark.slow
 def test_no_melody_or_transposition_on_two_sides(folk):
     root, manifest, _ = folk
     sides: dict[str, set[str]] = defaultdict(set)
@@ -61,6 +64,7 @@ def test_no_melody_or_transposition_on_two_sides(folk):
     assert len(full_keys) == len(manifest["tunes"])
 
 
+@pytest.mark.slow
 def test_every_tune_is_accepted_and_test_split_round_trips(folk):
     root, _, _ = folk
     tok = Tokenizer()
@@ -74,14 +78,15 @@ def test_every_tune_is_accepted_and_test_split_round_trips(folk):
         assert tok.decode_score(tok.encode_score(score)).notes == tok.quantize(score).notes
 
 
+@pytest.mark.slow
 def test_existing_corpus_is_not_overwritten(folk):
     root, _, _ = folk
     with pytest.raises(DataError, match="already holds a corpus"):
         build_folk_corpus(root, progress=False)
 
 
-def test_token_cache_is_reused_and_matches(folk):
-    root, _, _ = folk
+def test_token_cache_is_reused_and_matches(tmp_path):
+    root = make_corpus(tmp_path)
     tok = Tokenizer()
     a = tokenize_split(root, "validation", tok, progress=False)
     b = tokenize_split(root, "validation", tok, progress=False)  # from the cache

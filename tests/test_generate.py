@@ -178,6 +178,7 @@ def test_long_primer_is_handled(model, folk_midis):
     assert_valid_midi(model.continue_midi(longest, bars=2, seed=0))
 
 
+@pytest.mark.slow
 def test_real_odd_files_continue_or_raise_midi_error(model, real_midis):
     continued = 0
     for f in real_midis:

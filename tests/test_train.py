@@ -72,6 +72,7 @@ def wait_for_evaluations(out: Path, count: int, timeout: float = 120) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(corpus, tmp_path):
     args = [
         "train",
@@ -121,6 +122,7 @@ def test_resume_after_kill_matches_uninterrupted_run(corpus, tmp_path):
         assert torch.equal(a[name], b[name]), name
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run_matches_one_process(corpus, tmp_path):
     common = [
         "train",
