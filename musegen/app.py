@@ -14,6 +14,9 @@ API endpoint ``/continue``:
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import os
 import secrets
 import shutil
@@ -21,10 +24,12 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from musegen.checkpoint import examples_dir
 from musegen.errors import ConfigError, MuseGenError
 from musegen.generate import MuseGen, load
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
@@ -41,6 +46,10 @@ SCRATCH_MAX_AGE_S = 3600  # rendered files older than this are deleted
 CONCURRENCY = 2  # generations at once (2 cores); the rest wait in the queue
 QUEUE_SIZE = 32  # waiting requests beyond this are refused with a message
 DEFAULT_MODEL = "mamba"
+NEW_SEED = -1  # the seed box's "draw a new seed each press" (an empty box is that too)
+# The library's default key (the CLI's too), as the menu spells it: None is "none".
+DEFAULT_KEY = inspect.signature(MuseGen.continue_midi).parameters["key"].default or "none"
+log = logging.getLogger(__name__)
 # Tighter than the library's limits: every upload is rendered to audio and drawn, on a shared
 # server. A melody to continue is minutes long at most.
 DEMO_LIMITS = Limits(max_notes=20_000, max_quarters=4_096, max_seconds=900.0)
@@ -53,19 +62,6 @@ class Rendered:
     midi: str
     audio: str
     roll: str
-
-
-def examples_dir() -> Path | None:
-    """The example melodies: the source checkout's demo/examples, or the installed copy."""
-    import sys
-
-    for d in (
-        Path(__file__).resolve().parent.parent / "demo" / "examples",
-        Path(sys.prefix) / "share" / "musegen" / "examples",
-    ):
-        if d.is_dir() and any(d.glob("*.mid")):
-            return d
-    return None
 
 
 def parse_track(choice: str | int | None) -> int | None:
@@ -157,9 +153,9 @@ class Studio:
         bars: int = 8,
         temperature: float = Sampling.temperature,
         top_p: float | None = Sampling.top_p,
-        key: str = "auto",
+        key: str = DEFAULT_KEY,
         variations: int = 1,
-        seed: int | None = 1,
+        seed: int | None = None,
     ) -> tuple[list[Rendered], str]:
         """Continue ``midi_path`` (None: compose from scratch); returns the rendered
         variations and a one-line summary with the time taken (and the seed, drawn at random
@@ -204,6 +200,31 @@ class Studio:
 # ------------------------------------------------------------------ the page
 
 
+def shown_errors(handler: Callable) -> Callable:
+    """Wrap a page handler so that every failure reaches the page as a message, never a bare
+    "Error": a `MuseGenError` says what to do; anything else is logged with its traceback and
+    named in the page."""
+    import gradio as gr
+
+    @functools.wraps(handler)  # gradio reads the handler's parameters through __wrapped__
+    def wrapper(*args: Any) -> Any:
+        try:
+            return handler(*args)
+        except gr.Error:
+            raise
+        except MuseGenError as e:
+            raise gr.Error(str(e), title="Cannot do that") from None
+        except Exception as e:
+            log.exception("demo: %s failed", handler.__name__)
+            raise gr.Error(
+                f"Something went wrong on the server ({type(e).__name__}: {e}). Try again; if "
+                "it happens again, please report it with the file and the options you used.",
+                title="Server error",
+            ) from None
+
+    return wrapper
+
+
 def build_app(studio: Studio | None = None):
     """The Gradio Blocks app over ``studio`` (a new one if not given)."""
     try:
@@ -213,16 +234,10 @@ def build_app(studio: Studio | None = None):
 
     studio = studio or Studio()
 
-    def user_error(e: MuseGenError):
-        return gr.Error(str(e), title="Cannot do that")
-
     def on_upload(midi_path: str | None):
         if midi_path is None:
             return gr.Dropdown(choices=[ALL_TRACKS], value=ALL_TRACKS), None, None
-        try:
-            choices = studio.tracks(midi_path)
-        except MuseGenError as e:
-            raise user_error(e) from None
+        choices = studio.tracks(midi_path)
         menu = gr.Dropdown(choices=choices, value=ALL_TRACKS)
         try:
             primer = studio.preview(midi_path)
@@ -234,27 +249,21 @@ def build_app(studio: Studio | None = None):
     def on_track(midi_path: str | None, track: str):
         if midi_path is None:
             return None, None
-        try:
-            primer = studio.preview(midi_path, track)
-        except MuseGenError as e:
-            raise user_error(e) from None
+        primer = studio.preview(midi_path, track)
         return primer.audio, primer.roll
 
     def on_continue(midi_path, track, model, bars, temperature, top_p, key, variations, seed):
-        try:
-            results, summary = studio.continue_midi(
-                midi_path,
-                track=track,
-                model=model,
-                bars=int(bars),
-                temperature=float(temperature),
-                top_p=float(top_p),
-                key=key,
-                variations=int(variations),
-                seed=None if seed is None else int(seed),
-            )
-        except MuseGenError as e:
-            raise user_error(e) from None
+        results, summary = studio.continue_midi(
+            midi_path,
+            track=track,
+            model=model,
+            bars=int(bars),
+            temperature=float(temperature),
+            top_p=float(top_p),
+            key=key,
+            variations=int(variations),
+            seed=None if seed is None or int(seed) == NEW_SEED else int(seed),
+        )
         outputs: list[Any] = []
         for i in range(MAX_VARIATIONS):
             r = results[i] if i < len(results) else None
@@ -294,9 +303,17 @@ def build_app(studio: Studio | None = None):
                     top_p = gr.Slider(
                         0.5, 1.0, value=Sampling.top_p, step=0.01, label="Top-p (1 = off)"
                     )
-                    key = gr.Dropdown(KEYS, value="auto", label="Key (auto = the melody's)")
+                    key = gr.Dropdown(
+                        KEYS,
+                        value=DEFAULT_KEY,
+                        label="Key (auto: the melody's; none: any note)",
+                    )
                     variations = gr.Slider(1, MAX_VARIATIONS, value=1, step=1, label="Variations")
-                    seed = gr.Number(value=1, precision=0, label="Seed (same seed, same notes)")
+                    seed = gr.Number(
+                        value=NEW_SEED,
+                        precision=0,
+                        label=f"Seed ({NEW_SEED}: a new one each press; the summary shows it)",
+                    )
                 go = gr.Button("Continue", variant="primary", elem_id="continue")
             with gr.Column(scale=2):
                 status = gr.Markdown("", elem_id="status")
@@ -323,21 +340,21 @@ def build_app(studio: Studio | None = None):
         # One concurrency group for all rendering work: at most CONCURRENCY jobs in all.
         work = dict(concurrency_id="work", concurrency_limit=CONCURRENCY)
         midi_in.change(
-            on_upload,
+            shown_errors(on_upload),
             [midi_in],
             [track, primer_audio, primer_roll],
             api_visibility="private",
             **work,
         )
         track.input(
-            on_track,
+            shown_errors(on_track),
             [midi_in, track],
             [primer_audio, primer_roll],
             api_visibility="private",
             **work,
         )
         go.click(
-            on_continue,
+            shown_errors(on_continue),
             [midi_in, track, model, bars, temperature, top_p, key, variations, seed],
             [*outputs, status],
             api_name="continue",
@@ -350,9 +367,18 @@ def build_app(studio: Studio | None = None):
 
 
 def launch(
-    host: str = "127.0.0.1", port: int = 7860, *, block: bool = True, studio: Studio | None = None
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    *,
+    block: bool = True,
+    studio: Studio | None = None,
+    announce: Callable[[str], None] | None = None,
 ):
-    """Start the demo on ``host:port``; with ``block=False`` return the running app."""
+    """Start the demo on ``host:port``; with ``block=False`` return the running app.
+
+    ``announce`` is called with the page's address once the server is up (the CLI prints
+    it). Gradio's own start-up lines (among them a ``share=True`` hint a CLI user cannot act
+    on) are silenced."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio as gr
@@ -370,16 +396,21 @@ def launch(
         app.launch(
             server_name=host,
             server_port=port,
-            prevent_thread_lock=not block,
+            prevent_thread_lock=True,
             max_file_size=DEFAULT_LIMITS.max_file_bytes,
             allowed_paths=[str(studio.scratch)],
             theme=theme,
             ssr_mode=False,
-            quiet=not block,
+            quiet=True,
+            share=False,
             footer_links=["api"],
         )
     except OSError as e:
         raise ConfigError(
             f"cannot serve on {host}:{port} ({e}); is the port in use? pass --port N"
         ) from e
+    if announce is not None:
+        announce(app.local_url or f"http://{host}:{port}/")
+    if block:
+        app.block_thread()
     return app

@@ -223,7 +223,7 @@ def _tokenize_files(tmp: Path, quick: bool) -> list[Path]:
 
     files = default_files(40 if quick else 300, str(tmp))  # [] without music21 or abc2midi
     if not files:
-        from musegen.app import examples_dir
+        from musegen.checkpoint import examples_dir
 
         ex = examples_dir()
         files = sorted(ex.glob("*.mid")) if ex else []

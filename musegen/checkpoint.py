@@ -207,18 +207,47 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where
     model.load_state_dict(tensors, strict=True)
 
 
+def installed_data_dirs(name: str) -> list[Path]:
+    """Where an install puts ``share/musegen/<name>`` (the data files of pyproject.toml), for
+    every install scheme: the environment's prefix (venvs, system installs) and the user base
+    (``pip install --user``), then the interpreter's own prefix."""
+    import site
+    import sysconfig
+
+    bases = [sys.prefix, site.getuserbase(), sys.base_prefix]
+    for scheme in sysconfig.get_scheme_names():
+        if scheme.startswith(os.name) or scheme == "venv":
+            try:
+                bases.append(sysconfig.get_path("data", scheme))
+            except KeyError:
+                pass
+    dirs: list[Path] = []
+    for base in bases:
+        d = Path(base) / "share" / "musegen" / name
+        if d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
 def _shipped_dir() -> Path:
     """Where the shipped checkpoints are: $MUSEGEN_CHECKPOINTS, the source checkout's
-    ``checkpoints/`` (editable installs), or ``<prefix>/share/musegen/checkpoints`` (wheels)."""
-    candidates = [
-        Path(os.environ["MUSEGEN_CHECKPOINTS"]) if os.environ.get("MUSEGEN_CHECKPOINTS") else None,
-        Path(__file__).resolve().parent.parent / "checkpoints",
-        Path(sys.prefix) / "share" / "musegen" / "checkpoints",
-    ]
-    for c in candidates:
-        if c is not None and c.is_dir():
+    ``checkpoints/`` (editable installs), or ``share/musegen/checkpoints`` of the install."""
+    if os.environ.get("MUSEGEN_CHECKPOINTS"):
+        return Path(os.environ["MUSEGEN_CHECKPOINTS"])
+    checkout = Path(__file__).resolve().parent.parent / "checkpoints"
+    for c in (checkout, *installed_data_dirs("checkpoints")):
+        if c.is_dir():
             return c
-    return candidates[1]
+    return checkout
+
+
+def examples_dir() -> Path | None:
+    """The example melodies: the source checkout's demo/examples, or the installed copy."""
+    checkout = Path(__file__).resolve().parent.parent / "demo" / "examples"
+    for d in (checkout, *installed_data_dirs("examples")):
+        if d.is_dir() and any(d.glob("*.mid")):
+            return d
+    return None
 
 
 SHIPPED_DIR = _shipped_dir()
@@ -231,8 +260,9 @@ def resolve(name_or_dir: str | Path) -> Path:
         shipped = SHIPPED_DIR / text
         if not (shipped / CONFIG).is_file():
             raise CheckpointError(
-                f"the shipped {text!r} checkpoint is missing from {SHIPPED_DIR}; "
-                "reinstall musegen from its repository"
+                f"the shipped {text!r} checkpoint is missing from {SHIPPED_DIR}; reinstall "
+                "musegen from its repository, or set MUSEGEN_CHECKPOINTS to the folder that "
+                "holds lstm/, transformer/ and mamba/"
             )
         return shipped
     path = Path(text).expanduser()

@@ -260,14 +260,66 @@ def test_real_browser_upload_continue_and_see_results(server, tmp_path):
     assert shot.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_concurrent_users_and_oversize_upload(server, capsys):
-    """demo/load_test.py against the running app: 4 users at once, then a too-large upload."""
+def _load_test():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("load_test", EXAMPLES.parent / "load_test.py")
     load_test = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(load_test)
-    assert load_test.main(["--url", server, "--users", "4", "--calls", "1", "--bars", "1"]) == 0
+    return load_test
+
+
+def test_concurrent_users_and_oversize_upload(server, capsys, fresh_probe):
+    """demo/load_test.py against the running app: 4 users at once, then a too-large upload."""
+    assert _load_test().main(["--url", server, "--users", "4", "--calls", "1", "--bars", "1"]) == 0
     out = capsys.readouterr().out
     assert "4 answered, 0 errors" in out
     assert "exceeds the maximum file size" in out
+
+
+def test_concurrent_users_without_libfluidsynth(server, capsys, no_libfluidsynth):
+    """The fresh-machine case: 8 users press Continue at once on a server whose FluidSynth
+    library is missing; every answer comes back, with the plain synth's audio."""
+    from musegen import render
+
+    args = ["--url", server, "--users", "8", "--calls", "1", "--bars", "1"]
+    assert _load_test().main(args) == 0
+    assert "8 answered, 0 errors" in capsys.readouterr().out
+    assert render.fluidsynth_available() is False
+
+
+def test_any_server_failure_reaches_the_page_with_its_message(server, studio, monkeypatch):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(studio, "continue_midi", broken)
+    client = Client(server, verbose=False)
+    with pytest.raises(AppError, match="Something went wrong.*RuntimeError: disk on fire"):
+        client.predict(handle_file(str(JIG)), bars=1, api_name="/continue")
+
+
+def test_seed_is_new_each_press_and_shown(studio):
+    seeds = set()
+    for _ in range(3):
+        _, summary = studio.continue_midi(str(JIG), bars=1, model="lstm")
+        seeds.add(re.search(r"seed (\d+)", summary).group(1))
+    assert len(seeds) == 3
+    _, again = studio.continue_midi(str(JIG), bars=1, model="lstm", seed=int(seeds.pop()))
+    assert "seed" in again
+
+
+def test_key_default_matches_the_command_line():
+    import inspect
+
+    from musegen.app import DEFAULT_KEY
+    from musegen.cli import build_parser
+    from musegen.generate import MuseGen
+
+    cli_default = build_parser().parse_args(["generate", "-o", "x.mid"]).key
+    assert cli_default == inspect.signature(MuseGen.continue_midi).parameters["key"].default
+    assert DEFAULT_KEY == (cli_default or "none")
+    assert inspect.signature(Studio.continue_midi).parameters["key"].default == DEFAULT_KEY
+    assert inspect.signature(Studio.continue_midi).parameters["seed"].default is None
