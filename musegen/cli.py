@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,13 +18,26 @@ from pathlib import Path
 from musegen.errors import ConfigError, MuseGenError
 
 USER_ERROR = 2
+MIDI_SUFFIXES = (".mid", ".midi")
+KEY_HELP = "auto (the clip's) | a key such as 'D major' (unset: any note)"
+TEMPERATURE_HELP = "randomness: below 1 safer and more repetitive, above 1 more adventurous"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except None and False: those mean "unset", which the
+    option's own help explains."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"musegen {self.prog.split(' ', 1)[-1]}: {message} (see --help)", file=sys.stderr)
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(USER_ERROR)
 
 
@@ -50,13 +64,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from musegen.generate import load
 
     started = time.perf_counter()
+    out = Path(args.output)
+    if out.suffix.lower() not in MIDI_SUFFIXES:
+        raise ConfigError(f"-o {args.output}: musegen writes MIDI; give a name ending in .mid")
     model = load(args.model)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     options = dict(
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
         min_p=args.min_p,
-        seed=args.seed,
+        seed=seed,
         key=args.key,
         pitch_range=args.pitch_range,
     )
@@ -68,13 +86,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         continuation_only=args.continuation_only,
         **options,
     )
-    out = Path(args.output)
     paths = (
         [out]
         if len(outs) == 1
-        else [
-            out.with_name(f"{out.stem}_{i}{out.suffix or '.mid'}") for i in range(1, len(outs) + 1)
-        ]
+        else [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(1, len(outs) + 1)]
     )
     for pm, path in zip(outs, paths, strict=True):
         try:
@@ -83,7 +98,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise MuseGenError(f"cannot write {path}: {e.strerror or e}") from None
     took = time.perf_counter() - started
     names = ", ".join(str(p) for p in paths)
-    print(f"wrote {names} ({args.bars} bars, {model.name}, {took:.2f} s)")
+    print(f"wrote {names} ({args.bars} bars, {model.name}, seed {seed}, {took:.2f} s)")
     return 0
 
 
@@ -176,19 +191,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from musegen.evaluate import evaluate_named
 
     result = evaluate_named(args.model, args.data, split=args.split, limit=args.limit)
+    split = result["split"]
     if args.music and args.model != "ngram":
         from musegen.data import tokenize_split
         from musegen.evaluate import music_statistics
         from musegen.generate import load
 
         generator = load(args.model)
-        arrays = tokenize_split(args.data, args.split, generator.tokenizer, progress=False)
+        arrays = tokenize_split(args.data, split, generator.tokenizer, progress=False)
         stats = music_statistics(generator, arrays, tunes=args.music)
         result.update({f"music_{k}": v for k, v in stats.items()})
     if args.record and args.model != "ngram":
         from musegen.checkpoint import record_metrics, resolve
 
-        record_metrics(resolve(args.model), args.split, result)
+        record_metrics(resolve(args.model), split, result)
     if args.json:
         print(json.dumps(result))
     else:
@@ -228,8 +244,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be 1-65535 (got {args.port})")
-    print(f"musegen demo: http://{args.host}:{args.port}/  (Ctrl+C stops it)", file=sys.stderr)
-    launch(args.host, args.port)
+    launch(
+        args.host,
+        args.port,
+        announce=lambda url: print(f"musegen demo: {url}  (Ctrl+C stops it)", file=sys.stderr),
+    )
     return 0
 
 
@@ -265,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"musegen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _HelpFormatter
 
     def add(name: str, func: Callable, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, formatter_class=fmt)
@@ -283,34 +302,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bars", type=int, default=g["bars"], help="bars to add")
     p.add_argument("--variations", type=int, default=1, help="how many continuations")
-    p.add_argument("--temperature", type=float, default=g["temperature"])
+    p.add_argument("--temperature", type=float, default=g["temperature"], help=TEMPERATURE_HELP)
     p.add_argument("--top-k", type=int, default=g["top_k"], help="0 or unset: off")
     p.add_argument("--top-p", type=float, default=g["top_p"], help="1: off")
     p.add_argument("--min-p", type=float, default=g["min_p"], help="0 or unset: off")
-    p.add_argument("--seed", type=int, default=g["seed"], help="same seed, same notes")
-    p.add_argument("--key", default=g["key"], help="auto | a key such as 'D major' | unset")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=g["seed"],
+        help="same seed, same notes (unset: a new one, printed)",
+    )
+    p.add_argument("--key", default=g["key"], help=KEY_HELP)
     p.add_argument(
         "--pitch-range", type=_pitch_range, default=g["pitch_range"], help="LOW-HIGH MIDI pitches"
     )
-    p.add_argument("--track", type=int, default=g["track"], help="track of a multi-track file")
+    p.add_argument(
+        "--track",
+        type=int,
+        default=g["track"],
+        help="track of a multi-track file (unset: all non-drum tracks)",
+    )
     p.add_argument("--continuation-only", action="store_true", help="write only the new bars")
 
     p = add("play", cmd_play, "play a continuation live on a MIDI output port")
     p.add_argument("input", nargs="?", default=None, help="MIDI primer (omit: from scratch)")
     p.add_argument("--port", default=None, help="output port name (see musegen ports)")
     p.add_argument("--model", default=_signature_defaults(load)["name_or_dir"])
-    p.add_argument("--bars", type=int, default=g["bars"])
-    p.add_argument("--temperature", type=float, default=g["temperature"])
-    p.add_argument("--top-p", type=float, default=g["top_p"])
-    p.add_argument("--seed", type=int, default=g["seed"])
-    p.add_argument("--key", default=g["key"], help="auto | a key such as 'D major' | unset")
+    p.add_argument("--bars", type=int, default=g["bars"], help="bars to add")
+    p.add_argument("--temperature", type=float, default=g["temperature"], help=TEMPERATURE_HELP)
+    p.add_argument("--top-p", type=float, default=g["top_p"], help="1: off")
+    p.add_argument("--seed", type=int, default=g["seed"], help="same seed, same notes")
+    p.add_argument("--key", default=g["key"], help=KEY_HELP)
     p.add_argument("--channel", type=int, default=0, help="MIDI channel 0-15")
 
     add("ports", cmd_ports, "list MIDI output ports")
 
     p = add("tokenize", cmd_tokenize, "print the tokens of a MIDI file")
     p.add_argument("input", help="MIDI file")
-    p.add_argument("--track", type=int, default=None, help="track index (default: all non-drum)")
+    p.add_argument(
+        "--track", type=int, default=None, help="track index (unset: all non-drum tracks)"
+    )
     p.add_argument("--json", action="store_true", help="print ids and tokens as JSON")
 
     p = add("data", cmd_data, "build a training corpus")
@@ -347,8 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("eval", cmd_eval, "bits per note of a model (or the n-gram baseline) on a corpus")
     p.add_argument("--model", required=True, help="lstm | transformer | mamba | ngram | DIR")
-    p.add_argument("--data", required=True, help="corpus directory")
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--data", required=True, help="corpus dir (musegen data) or MIDI folder")
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=["train", "validation", "test", "all"],
+        help="unset: a corpus's test split, or every file of a plain MIDI folder",
+    )
     p.add_argument(
         "--limit", type=int, default=None, help="score N tunes spread evenly over the split"
     )

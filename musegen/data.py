@@ -33,6 +33,7 @@ from musegen.midi import Score, read_score
 
 FOLK_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "miscFolk")
 SPLITS = ("train", "validation", "test")
+ALL = "all"  # every file of a corpus or folder, whatever its split
 SPLIT_FRACTIONS = {"train": 0.90, "validation": 0.05, "test": 0.05}
 OPENING_NOTES = 12  # tunes with the same first 12 (interval, rhythm) events are one group
 MANIFEST = "manifest.json"
@@ -254,22 +255,29 @@ def split_files(data_dir: str | Path, split: str) -> list[Path]:
     """MIDI files of one split: from a corpus manifest, or any folder of MIDI files.
 
     A folder without a manifest is split deterministically by file name hash
-    (train 90% / validation 5% / test 5%).
+    (train 90% / validation 5% / test 5%). ``split="all"`` gives every file.
     """
     root = Path(data_dir)
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if split not in (*SPLITS, ALL):
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join((*SPLITS, ALL))}")
     if not root.is_dir():
         raise DataError(f"data directory not found: {root}")
     manifest = root / MANIFEST
     if manifest.exists():
         records = json.loads(manifest.read_text())["tunes"]
-        return [root / r["file"] for r in records if r["split"] == split]
+        return [root / r["file"] for r in records if split in (ALL, r["split"])]
     files = sorted(p for p in root.rglob("*") if p.suffix in MIDI_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"no MIDI files (.mid/.midi) under {root}")
+    if split == ALL:
+        return files
     key = lambda p: hashlib.sha1(str(p.relative_to(root)).encode()).hexdigest()  # noqa: E731
     return [p for p in files if split_of(key(p)) == split]
+
+
+def is_corpus(data_dir: str | Path) -> bool:
+    """Whether ``data_dir`` is a corpus built by `musegen data` (it has a split manifest)."""
+    return (Path(data_dir) / MANIFEST).is_file()
 
 
 # ---------------------------------------------------------------- token datasets

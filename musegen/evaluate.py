@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from musegen.data import eval_tunes, spread, tokenize_split
+from musegen.data import ALL, eval_tunes, is_corpus, spread, tokenize_split
+from musegen.errors import DataError
 from musegen.tokenizer import Tokenizer
 
 LN2 = math.log(2.0)
@@ -127,16 +129,34 @@ def evaluate_ngram(data_dir, tokenizer: Tokenizer, *, split: str = "test", limit
     return {"model": "ngram", "order": model.order, **result}
 
 
-def evaluate_named(name: str, data_dir, *, split: str = "test", limit=None) -> dict:
-    """`musegen eval`: a shipped name, a checkpoint directory, or ``ngram``."""
+def default_split(data_dir) -> str:
+    """What `musegen eval` scores when no split is named: a corpus's test split, or every
+    file of a plain folder of MIDI files."""
+    if not Path(data_dir).is_dir():
+        raise DataError(f"data directory not found: {data_dir}")
+    return "test" if is_corpus(data_dir) else ALL
+
+
+def evaluate_named(name: str, data_dir, *, split: str | None = None, limit=None) -> dict:
+    """`musegen eval`: a shipped name, a checkpoint directory, or ``ngram``.
+
+    ``split``: train, validation, test, or all (None: `default_split`). The result names the
+    split it scored."""
     from musegen.checkpoint import load_checkpoint, resolve
 
+    split = split or default_split(data_dir)
     if name == "ngram":
-        return evaluate_ngram(data_dir, Tokenizer(), split=split, limit=limit)
+        if split == ALL:
+            raise DataError(
+                "the n-gram baseline is fitted on the data's train split, so it cannot score "
+                "all of it; choose --split test"
+            )
+        return {**evaluate_ngram(data_dir, Tokenizer(), split=split, limit=limit), "split": split}
     model, tokenizer, config = load_checkpoint(resolve(name))
     arrays = tokenize_split(data_dir, split, tokenizer, progress=False)
     result = evaluate_model(model, tokenizer, arrays, limit=limit)
-    return {"model": name, "arch": config["arch"], "parameters": config["parameters"], **result}
+    info = {"model": name, "arch": config["arch"], "parameters": config["parameters"]}
+    return {**info, "split": split, **result}
 
 
 # ------------------------------------------------------------------ music statistics

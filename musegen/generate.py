@@ -93,8 +93,8 @@ class MuseGen:
         )
         if not grid.notes:
             raise MidiError(
-                "the MIDI file has no notes to continue (drum tracks are skipped unless chosen "
-                "with track=); give a file with a melody, or no file to compose from scratch"
+                "the MIDI file has no notes to continue (drum tracks are skipped); give a file "
+                "with a melody, or no file to compose from scratch"
             )
         fine = read_score(
             source, track=track, ticks_per_quarter=FINE_TICKS_PER_QUARTER, limits=limits
@@ -139,6 +139,11 @@ class MuseGen:
 
         ``sampling_options``: temperature, top_k, top_p, min_p (see `musegen.sample.Sampling`).
         """
+        if primer.grid.notes and all(t.is_drum for t in primer.grid.tracks):
+            raise MidiError(
+                "the chosen track is a drum track: musegen's models write pitched parts "
+                "(melody, chords, bass), not drum patterns; choose a pitched track"
+            )
         constraints = self._constraints(primer, bars, key, pitch_range)
         sampling = Sampling(**sampling_options)
         return generate(

@@ -247,6 +247,11 @@ def _check_size(size: int, limits: Limits, what: str) -> None:
         )
 
 
+def _count(n: int, noun: str) -> str:
+    """ "1 track", "3 tracks"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _clean_name(name: str) -> str:
     """Track names: runs of undecodable bytes become one U+FFFD, outer blanks/NULs go."""
     return re.sub("\ufffd+", "\ufffd", name).strip(" \t\r\n\x00")
@@ -748,8 +753,8 @@ def _to_grid(raw: _Raw, track: int | None, tpq: int, limits: Limits) -> ScoreArr
                 for i, t in enumerate(raw.tracks[:12])
             )
             raise MidiError(
-                f"track {track} does not exist: the file has {len(raw.tracks)} tracks with "
-                f"notes ({listing or 'none'}); pick one of them or leave track unset"
+                f"track {track} does not exist: the file has {_count(len(raw.tracks), 'track')} "
+                f"with notes ({listing or 'none'}); pick one of them or leave track unset"
             )
         chosen = [raw.tracks[track]]
         skipped = 0

@@ -426,8 +426,9 @@ class Tokenizer:
         if len(a) == 0:
             if a.skipped_drum_notes:
                 raise MidiError(
-                    "the MIDI file has only drum notes; pass track=<index> to use a drum track "
-                    "(see musegen.midi.list_tracks)"
+                    "the MIDI file has only drum notes; choose the drum track to read it "
+                    "(--track N on the command line, track=N in Python; see "
+                    "musegen.midi.list_tracks)"
                 )
             raise MidiError("the MIDI file has no notes; give a file with a melody in it")
         return self._encode_arrays(a, add_bos, add_eos)

@@ -106,3 +106,83 @@ def test_demo_bad_port_is_exit_2(capsys):
     assert main(["demo", "--port", "70000"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--port must be 1-65535" in err
+
+
+def test_eval_of_a_plain_folder_scores_every_file(tmp_path, capsys):
+    """A folder of MIDI files (no corpus manifest) is scored whole, and the result says so."""
+    import numpy as np
+    from corpus_helpers import random_melody
+
+    from musegen.midi import write_midi
+
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        write_midi(random_melody(rng, bars=4), tmp_path / f"clip{i}.mid")
+    assert main(["eval", "--model", "lstm", "--data", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "all" and result["files"] == 5
+    assert main(["eval", "--model", "ngram", "--data", str(tmp_path), "--split", "all"]) == 2
+    assert "--split test" in capsys.readouterr().err
+
+
+def test_eval_of_a_corpus_scores_its_test_split(corpus, capsys):
+    assert main(["eval", "--model", "lstm", "--data", str(corpus), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "test"
+
+
+def test_top_level_usage_error_names_the_program_once():
+    r = run("--no-such-flag")
+    assert r.returncode == 2 and r.stderr.startswith("musegen: ")
+    assert "musegen musegen" not in r.stderr
+
+
+def test_help_texts_are_complete(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--temperature TEMPERATURE randomness" in text
+    with pytest.raises(SystemExit):
+        main(["tokenize", "--help"])
+    text = capsys.readouterr().out
+    assert "(unset: all non-drum tracks)" in text and "(default: None)" not in text
+
+
+def test_generate_refuses_an_output_that_is_not_midi(tmp_path, capsys):
+    assert main(["generate", str(EXAMPLES / "jig_in_d.mid"), "-o", str(tmp_path / "x.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ending in .mid" in err
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_generate_refuses_a_drum_track_and_names_the_flag(tmp_path, capsys):
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI()
+    kit = pretty_midi.Instrument(0, is_drum=True, name="kit")
+    kit.notes += [pretty_midi.Note(100, 36 + i % 3, i * 0.25, i * 0.25 + 0.1) for i in range(16)]
+    pm.instruments.append(kit)
+    drums = tmp_path / "drums.mid"
+    pm.write(str(drums))
+    out = str(tmp_path / "out.mid")
+    assert main(["generate", str(drums), "-o", out, "--model", "lstm", "--bars", "1"]) == 2
+    assert "drum" in capsys.readouterr().err
+    assert main(["tokenize", str(drums)]) == 2
+    assert "--track N" in capsys.readouterr().err
+    assert main(["generate", str(drums), "-o", out, "--track", "0", "--model", "lstm"]) == 2
+    assert "is a drum track" in capsys.readouterr().err
+    assert not Path(out).exists()
+
+
+def test_demo_prints_its_address_without_gradio_hints(monkeypatch, capsys):
+    from musegen import app
+
+    calls = {}
+
+    def fake_launch(host, port, *, announce=None, **kw):
+        calls["args"] = (host, port)
+        announce(f"http://{host}:{port}/")
+
+    monkeypatch.setattr(app, "launch", fake_launch)
+    assert main(["demo", "--port", "7999"]) == 0
+    assert calls["args"] == ("127.0.0.1", 7999)
+    assert capsys.readouterr().err == "musegen demo: http://127.0.0.1:7999/  (Ctrl+C stops it)\n"

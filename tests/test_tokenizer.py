@@ -172,7 +172,7 @@ def test_every_source_type_gives_the_same_ids() -> None:
 
 def test_encode_needs_notes_but_an_empty_score_gives_the_metre() -> None:
     drums_only = smf([note(0, 36, 240, channel=9)])
-    with pytest.raises(MidiError, match="only drum notes; pass track="):
+    with pytest.raises(MidiError, match="only drum notes; choose the drum track"):
         TOK.encode(drums_only)
     assert names(TOK.encode(drums_only, track=0))[3:6] == ["POS_0", "PITCH_36", "DUR_12"]
     with pytest.raises(MidiError, match="no notes"):

@@ -41,7 +41,7 @@ def model():
         ({"seed": "a"}, r"seed must be a whole number from 0 to 2\*\*63-1"),
         ({"seed": 2**70}, r"seed must be a whole number from 0 to 2\*\*63-1"),
         ({"seed": 1.5}, r"seed must be a whole number from 0 to 2\*\*63-1"),
-        ({"track": 99}, "track 99 does not exist: the file has 1 tracks"),
+        ({"track": 99}, "track 99 does not exist: the file has 1 track with notes"),
         ({"track": "a"}, "track must be an integer index or None"),
         ({"pitch_range": (80, 20)}, "pitch range must satisfy 0 <= low <= high <= 127"),
         ({"pitch_range": 5}, r"pitch range must be a pair \(low, high\)"),
