@@ -229,21 +229,24 @@ def installed_data_dirs(name: str) -> list[Path]:
     return dirs
 
 
-def _shipped_dir() -> Path:
+SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the checkout, for editable installs
+
+
+def _shipped_dir(source_root: Path = SOURCE_ROOT) -> Path:
     """Where the shipped checkpoints are: $MUSEGEN_CHECKPOINTS, the source checkout's
     ``checkpoints/`` (editable installs), or ``share/musegen/checkpoints`` of the install."""
     if os.environ.get("MUSEGEN_CHECKPOINTS"):
         return Path(os.environ["MUSEGEN_CHECKPOINTS"])
-    checkout = Path(__file__).resolve().parent.parent / "checkpoints"
+    checkout = source_root / "checkpoints"
     for c in (checkout, *installed_data_dirs("checkpoints")):
         if c.is_dir():
             return c
     return checkout
 
 
-def examples_dir() -> Path | None:
+def examples_dir(source_root: Path = SOURCE_ROOT) -> Path | None:
     """The example melodies: the source checkout's demo/examples, or the installed copy."""
-    checkout = Path(__file__).resolve().parent.parent / "demo" / "examples"
+    checkout = source_root / "demo" / "examples"
     for d in (checkout, *installed_data_dirs("examples")):
         if d.is_dir() and any(d.glob("*.mid")):
             return d

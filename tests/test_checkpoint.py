@@ -164,3 +164,32 @@ def test_record_metrics_updates_config_and_card(tmp_path):
     card = (tmp_path / ckpt.CARD).read_text()
     assert "| test | 3 | 30 | 5.500 | 2.250 |" in card and "non-commercial" in card
     ckpt.load_checkpoint(tmp_path)  # still loads: the weights are untouched
+
+
+def test_a_user_install_finds_its_checkpoints_and_examples(tmp_path, monkeypatch):
+    """`pip install --user` puts the data files under the user base's share/musegen."""
+    import site
+
+    from musegen.checkpoint import _shipped_dir, examples_dir
+
+    user_base = tmp_path / "userbase"
+    shipped = user_base / "share" / "musegen" / "checkpoints"
+    (shipped / "lstm").mkdir(parents=True)
+    examples = user_base / "share" / "musegen" / "examples"
+    examples.mkdir(parents=True)
+    (examples / "tune.mid").write_bytes(b"MThd")
+    monkeypatch.setattr(site, "getuserbase", lambda: str(user_base))
+    monkeypatch.delenv("MUSEGEN_CHECKPOINTS", raising=False)
+    no_checkout = tmp_path / "site-packages"  # a wheel install: no checkout beside the package
+    assert _shipped_dir(no_checkout) == shipped
+    assert examples_dir(no_checkout) == examples
+    monkeypatch.setenv("MUSEGEN_CHECKPOINTS", str(tmp_path / "mine"))
+    assert _shipped_dir(no_checkout) == tmp_path / "mine"
+
+
+def test_a_missing_shipped_checkpoint_says_how_to_fix_it(tmp_path, monkeypatch):
+    from musegen import checkpoint
+
+    monkeypatch.setattr(checkpoint, "SHIPPED_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="MUSEGEN_CHECKPOINTS"):
+        checkpoint.resolve("lstm")
