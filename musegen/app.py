@@ -33,9 +33,8 @@ from musegen.checkpoint import examples_dir
 from musegen.errors import ConfigError, MuseGenError
 from musegen.generate import MuseGen, load
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
-from musegen.models import ARCHITECTURES
+from musegen.options import ARCHITECTURES, DEFAULT_MODEL, Sampling
 from musegen.render import piano_roll, write_wav
-from musegen.sample import Sampling
 from musegen.theory import MODES, NOTE_NAMES
 
 MAX_VARIATIONS = 4  # result slots on the page
@@ -45,7 +44,6 @@ KEYS = ["auto", "none"] + [f"{t} {m}" for m in MODES if m != "chromatic" for t i
 SCRATCH_MAX_AGE_S = 3600  # rendered files older than this are deleted
 CONCURRENCY = 2  # generations at once (2 cores); the rest wait in the queue
 QUEUE_SIZE = 32  # waiting requests beyond this are refused with a message
-DEFAULT_MODEL = "mamba"
 NEW_SEED = -1  # the seed box's "draw a new seed each press" (an empty box is that too)
 # The library's default key (the CLI's too), as the menu spells it: None is "none".
 DEFAULT_KEY = inspect.signature(MuseGen.continue_midi).parameters["key"].default or "none"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import secrets
 import sys
@@ -44,14 +43,6 @@ class _Parser(argparse.ArgumentParser):
 def _defaults(cls) -> dict:
     return {
         f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
-    }
-
-
-def _signature_defaults(func: Callable) -> dict:
-    return {
-        name: p.default
-        for name, p in inspect.signature(func).parameters.items()
-        if p.default is not inspect.Parameter.empty
     }
 
 
@@ -170,7 +161,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from musegen.train import TrainConfig, train
+    from musegen.train import train
+    from musegen.train_config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
@@ -254,7 +246,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from musegen.checkpoint import SHIPPED_DIR, read_config
-    from musegen.models import ARCHITECTURES
+    from musegen.options import ARCHITECTURES
 
     print(f"{'name':<13}{'parameters':>11}  {'test bits/note':>14}  {'pitch bits/note':>15}")
     for name in ARCHITECTURES:
@@ -275,8 +267,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from musegen import __version__
-    from musegen.generate import MuseGen, load
-    from musegen.train import TrainConfig
+    from musegen.options import DEFAULT_MODEL, Constraints, Sampling
+    from musegen.train_config import TrainConfig
 
     parser = _Parser(
         prog="musegen",
@@ -291,13 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    g = _signature_defaults(MuseGen.continue_midi)
+    # MuseGen.continue_midi's defaults, read without importing torch (a test checks they agree):
+    # sampling and bars from their dataclasses; the rest are unset unless given.
+    g = {**_defaults(Sampling), "bars": Constraints.bars}
+    g |= dict.fromkeys(("seed", "key", "pitch_range", "track"))
     p = add("generate", cmd_generate, "continue a MIDI melody (or compose from scratch)")
     p.add_argument("input", nargs="?", default=None, help="MIDI primer (omit: from scratch)")
     p.add_argument("-o", "--output", required=True, help="output .mid (OUT_1.mid... if several)")
     p.add_argument(
         "--model",
-        default=_signature_defaults(load)["name_or_dir"],
+        default=DEFAULT_MODEL,
         help="lstm | transformer | mamba | checkpoint dir",
     )
     p.add_argument("--bars", type=int, default=g["bars"], help="bars to add")
@@ -327,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("play", cmd_play, "play a continuation live on a MIDI output port")
     p.add_argument("input", nargs="?", default=None, help="MIDI primer (omit: from scratch)")
     p.add_argument("--port", default=None, help="output port name (see musegen ports)")
-    p.add_argument("--model", default=_signature_defaults(load)["name_or_dir"])
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--bars", type=int, default=g["bars"], help="bars to add")
     p.add_argument("--temperature", type=float, default=g["temperature"], help=TEMPERATURE_HELP)
     p.add_argument("--top-p", type=float, default=g["top_p"], help="1: off")

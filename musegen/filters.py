@@ -61,22 +61,6 @@ def min_p(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     return logits.masked_fill(probs < threshold, NEG_INF)
 
 
-def _number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def check_sampling(t: float, k: int | None, p: float | None, mp: float | None) -> None:
-    """Validate sampling settings with messages that give the allowed range."""
-    if not (_number(t) and 0 < t <= 10):
-        raise ConfigError(f"temperature must be in (0, 10] (got {t}); 1.0 is the model's own")
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 0):
-        raise ConfigError(f"top_k must be a whole number >= 0 (got {k}); 0 turns it off")
-    if p is not None and not (_number(p) and 0 < p <= 1):
-        raise ConfigError(f"top_p must be in (0, 1] (got {p}); 1 turns it off")
-    if mp is not None and not (_number(mp) and 0 <= mp < 1):
-        raise ConfigError(f"min_p must be in [0, 1) (got {mp}); 0 turns it off")
-
-
 def filtered(
     logits: torch.Tensor,
     allowed: torch.Tensor,

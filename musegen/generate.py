@@ -28,7 +28,8 @@ from musegen.errors import ConfigError, MidiError
 from musegen.evaluate import bits_per_note, token_nll
 from musegen.grammar import Phase
 from musegen.midi import Limits, Note, Score, Track, read_score, score_to_pretty_midi
-from musegen.sample import Constraints, Sampling, generate, generate_iter
+from musegen.options import DEFAULT_MODEL, Constraints, Sampling
+from musegen.sample import generate, generate_iter
 from musegen.theory import Key, detect_key, parse_key
 from musegen.tokenizer import Tokenizer
 
@@ -341,7 +342,7 @@ def _last_bar_end(tok: Tokenizer, ids: list[int]) -> int:
     return state.bar_start + state.bar_ticks
 
 
-def load(name_or_dir: str | Path = "mamba", device: str | torch.device = "cpu") -> MuseGen:
+def load(name_or_dir: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu") -> MuseGen:
     """Load a shipped model (``"lstm"``, ``"transformer"``, ``"mamba"``) or a checkpoint dir."""
     try:
         device = torch.device(device)

@@ -13,83 +13,16 @@ result reproducible.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from musegen.errors import ConfigError
-from musegen.filters import check_sampling, sample_row
-from musegen.theory import Key
+from musegen.filters import sample_row
+from musegen.options import Constraints, Sampling, check_seed, check_variations
 from musegen.tokenizer import Tokenizer
 
-MAX_BARS = 256
-MAX_VARIATIONS = 16
-MAX_SEED = 2**63 - 1
 UNIFORM_BLOCK = 64  # steps of uniform numbers drawn at once
-
-
-def _whole(x: object) -> bool:
-    """A whole number (Python or NumPy integer), not a bool."""
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def check_variations(n: object) -> None:
-    if not _whole(n) or not 1 <= n <= MAX_VARIATIONS:
-        raise ConfigError(
-            f"variations must be a whole number from 1 to {MAX_VARIATIONS} (got {n!r})"
-        )
-
-
-def check_seed(seed: object) -> None:
-    if seed is not None and (not _whole(seed) or not 0 <= seed <= MAX_SEED):
-        raise ConfigError(
-            f"seed must be a whole number from 0 to 2**63-1, or None for a random one "
-            f"(got {seed!r})"
-        )
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How tokens are drawn. Defaults are the library's defaults everywhere."""
-
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = 0.95
-    min_p: float | None = None
-
-    def __post_init__(self) -> None:
-        check_sampling(self.temperature, self.top_k, self.top_p, self.min_p)
-
-
-@dataclass(frozen=True)
-class Constraints:
-    """What the continuation must respect."""
-
-    bars: int = 8
-    key: Key | None = None
-    pitch_range: tuple[int, int] | None = None  # inclusive MIDI pitches
-    allow_metre_change: bool = False
-    max_tokens_per_bar: int = 96  # a safety net: then the bar is closed
-
-    def __post_init__(self) -> None:
-        if not _whole(self.bars) or not 1 <= self.bars <= MAX_BARS:
-            raise ConfigError(
-                f"bars must be a whole number from 1 to {MAX_BARS} (got {self.bars!r})"
-            )
-        if self.pitch_range is not None:
-            pr = self.pitch_range
-            if not (isinstance(pr, (tuple, list)) and len(pr) == 2 and all(map(_whole, pr))):
-                raise ConfigError(
-                    f"pitch range must be a pair (low, high) of MIDI pitches (got {pr!r})"
-                )
-            lo, hi = pr
-            if not (0 <= lo <= hi <= 127):
-                raise ConfigError(
-                    f"pitch range must satisfy 0 <= low <= high <= 127 (got {lo}-{hi})"
-                )
 
 
 def static_mask(tokenizer: Tokenizer, constraints: Constraints) -> np.ndarray:

@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -31,51 +31,13 @@ from musegen import checkpoint as ckpt
 from musegen.data import Transposer, tokenize_split, training_windows
 from musegen.errors import ConfigError, MuseGenError
 from musegen.evaluate import evaluate_model
-from musegen.models import ARCHITECTURES, build, count_parameters
+from musegen.models import build, count_parameters
 from musegen.tokenizer import Tokenizer
+from musegen.train_config import TrainConfig
 
 RESUME_DIR = "resume"
 LOG = "log.csv"
 CURVE = "curve.png"
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (stored in the checkpoint's config.json)."""
-
-    arch: str
-    data: str
-    out: str
-    preset: str = "small"
-    tokens: int = 20_000_000  # training budget in tokens (steps = tokens / (batch * seq_len))
-    batch_size: int = 16
-    seq_len: int = 512
-    lr: float = 1.5e-3
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 200
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    max_shift: int = 6  # transposition augmentation, semitones each way
-    eval_every: int = 250
-    eval_tunes: int = 250  # validation tunes scored at each evaluation (spread over the split)
-    patience: int = 8  # early stop after this many evaluations without improvement
-    seed: int = 0
-    init: str | None = None  # fine-tune from a checkpoint (shipped name or directory)
-    device: str = "auto"
-    overrides: dict = field(default_factory=dict)  # model config overrides
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise ConfigError(f"unknown --arch {self.arch!r}; choose {', '.join(ARCHITECTURES)}")
-        for name in ("tokens", "batch_size", "seq_len", "eval_every", "eval_tunes", "patience"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 < self.lr < 1:
-            raise ConfigError("--lr must be between 0 and 1 (e.g. 1.5e-3)")
-
-    @property
-    def steps(self) -> int:
-        return max(1, self.tokens // (self.batch_size * self.seq_len))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -13,6 +13,7 @@ from corpus_helpers import make_corpus
 from musegen.cli import build_parser, main
 
 SUBCOMMANDS = ["generate", "tokenize", "data", "train", "eval", "models", "demo"]
+ALL_SUBCOMMANDS = [*SUBCOMMANDS, "play", "ports", "bench"]
 EXAMPLES = Path(__file__).parent.parent / "demo" / "examples"
 
 
@@ -39,15 +40,37 @@ def test_subcommand_help_shows_defaults(capsys, name):
     assert "usage: musegen " + name in capsys.readouterr().out
 
 
+def test_help_never_imports_torch():
+    """`musegen --help` and every subcommand's --help start at once: no torch, no numpy."""
+    code = (
+        "import sys\n"
+        "from musegen.cli import main\n"
+        f"for argv in [[]] + [[c] for c in {ALL_SUBCOMMANDS!r}]:\n"
+        "    try:\n"
+        "        main([*argv, '--help'])\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, argv\n"
+        "heavy = sorted({'torch', 'onnxruntime', 'numpy', 'gradio'} & set(sys.modules))\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stderr
+
+
 def test_generate_defaults_come_from_the_library():
     import inspect
 
+    import musegen
     from musegen.generate import MuseGen
 
     sig = inspect.signature(MuseGen.continue_midi).parameters
     args = build_parser().parse_args(["generate", "-o", "x.mid"])
-    for name in ("bars", "temperature", "top_p", "top_k", "seed", "key"):
+    for name in ("bars", "temperature", "top_p", "top_k", "min_p", "seed", "key"):
         assert getattr(args, name) == sig[name].default
+    for name in ("track", "pitch_range"):
+        assert getattr(args, name) == sig[name].default
+    assert args.model == inspect.signature(musegen.load).parameters["name_or_dir"].default
 
 
 def test_no_command_prints_help_and_exit_2(capsys):

@@ -91,7 +91,7 @@ def reference_generate(m, context, n, constraints, sampling, seed):
     [(1, {}), (3, {"temperature": 1.3, "top_k": 12}), (2, {"top_p": 0.8, "min_p": 0.05})],
 )
 def test_fast_sampling_loop_gives_the_reference_loops_ids(model, primer, n, options):
-    from musegen.sample import Constraints, Sampling
+    from musegen.options import Constraints, Sampling
 
     prepared = model.prepare(primer)
     constraints, sampling = Constraints(bars=3), Sampling(**options)  # what generate_ids builds

@@ -22,8 +22,7 @@ from musegen.models.base import Decoder, DecoderState
 from musegen.models.lstm import LSTMConfig, LSTMDecoder, LSTMState
 from musegen.models.mamba import MambaConfig, MambaDecoder, MambaState
 from musegen.models.transformer import TransformerConfig, TransformerDecoder, TransformerState
-
-ARCHITECTURES: tuple[str, ...] = ("lstm", "transformer", "mamba")
+from musegen.options import ARCHITECTURES
 
 # arch -> (module holding PRESETS, config class, decoder class)
 _REGISTRY: dict[str, tuple[ModuleType, type, type[Decoder]]] = {

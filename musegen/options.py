@@ -1,0 +1,99 @@
+"""What a user can set, with the library's defaults: generation options and the model names.
+
+Importable without torch, so that `musegen --help` (which shows these defaults) starts at once.
+The library's signatures take their defaults from here; nothing restates them.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from musegen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from musegen.theory import Key
+
+ARCHITECTURES: tuple[str, ...] = ("lstm", "transformer", "mamba")
+DEFAULT_MODEL = "mamba"  # what load(), the CLI and the demo use unless told otherwise
+MAX_BARS = 256
+MAX_VARIATIONS = 16
+MAX_SEED = 2**63 - 1
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def check_sampling(t: float, k: int | None, p: float | None, mp: float | None) -> None:
+    """Validate sampling settings with messages that give the allowed range."""
+    if not (_number(t) and 0 < t <= 10):
+        raise ConfigError(f"temperature must be in (0, 10] (got {t}); 1.0 is the model's own")
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 0):
+        raise ConfigError(f"top_k must be a whole number >= 0 (got {k}); 0 turns it off")
+    if p is not None and not (_number(p) and 0 < p <= 1):
+        raise ConfigError(f"top_p must be in (0, 1] (got {p}); 1 turns it off")
+    if mp is not None and not (_number(mp) and 0 <= mp < 1):
+        raise ConfigError(f"min_p must be in [0, 1) (got {mp}); 0 turns it off")
+
+
+def _whole(x: object) -> bool:
+    """A whole number (Python or NumPy integer), not a bool."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def check_variations(n: object) -> None:
+    if not _whole(n) or not 1 <= n <= MAX_VARIATIONS:
+        raise ConfigError(
+            f"variations must be a whole number from 1 to {MAX_VARIATIONS} (got {n!r})"
+        )
+
+
+def check_seed(seed: object) -> None:
+    if seed is not None and (not _whole(seed) or not 0 <= seed <= MAX_SEED):
+        raise ConfigError(
+            f"seed must be a whole number from 0 to 2**63-1, or None for a random one "
+            f"(got {seed!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How tokens are drawn. Defaults are the library's defaults everywhere."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = 0.95
+    min_p: float | None = None
+
+    def __post_init__(self) -> None:
+        check_sampling(self.temperature, self.top_k, self.top_p, self.min_p)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What the continuation must respect."""
+
+    bars: int = 8
+    key: Key | None = None
+    pitch_range: tuple[int, int] | None = None  # inclusive MIDI pitches
+    allow_metre_change: bool = False
+    max_tokens_per_bar: int = 96  # a safety net: then the bar is closed
+
+    def __post_init__(self) -> None:
+        if not _whole(self.bars) or not 1 <= self.bars <= MAX_BARS:
+            raise ConfigError(
+                f"bars must be a whole number from 1 to {MAX_BARS} (got {self.bars!r})"
+            )
+        if self.pitch_range is not None:
+            pr = self.pitch_range
+            if not (isinstance(pr, (tuple, list)) and len(pr) == 2 and all(map(_whole, pr))):
+                raise ConfigError(
+                    f"pitch range must be a pair (low, high) of MIDI pitches (got {pr!r})"
+                )
+            lo, hi = pr
+            if not (0 <= lo <= hi <= 127):
+                raise ConfigError(
+                    f"pitch range must satisfy 0 <= low <= high <= 127 (got {lo}-{hi})"
+                )
