@@ -81,10 +81,13 @@ def _stem(path: str | Path) -> str:
 class Studio:
     """The demo's engine: shipped models loaded once, files rendered into one scratch folder."""
 
-    def __init__(self, scratch: str | Path | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, scratch: str | Path | None = None, device: str = "cpu", threads: int | None = None
+    ) -> None:
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="musegen-demo-"))
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.device = device
+        self.threads = threads  # see musegen.load
         self._models: dict[str, MuseGen] = {}
         self._lock = threading.Lock()
 
@@ -96,7 +99,7 @@ class Studio:
             return self._models[name]
         with self._lock:
             if name not in self._models:
-                self._models[name] = load(name, device=self.device)
+                self._models[name] = load(name, device=self.device, threads=self.threads)
             return self._models[name]
 
     def close(self) -> None:
@@ -371,19 +374,20 @@ def launch(
     block: bool = True,
     studio: Studio | None = None,
     announce: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ):
     """Start the demo on ``host:port``; with ``block=False`` return the running app.
 
     ``announce`` is called with the page's address once the server is up (the CLI prints
     it). Gradio's own start-up lines (among them a ``share=True`` hint a CLI user cannot act
-    on) are silenced."""
+    on) are silenced. ``threads`` as in `musegen.load`, for a new studio."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio as gr
     except ImportError as e:
         raise ConfigError("the web demo needs gradio: pip install 'musegen[demo]'") from e
 
-    studio = studio or Studio()
+    studio = studio or Studio(threads=threads)
     studio.model(DEFAULT_MODEL)  # the first click should not wait for loading
     app = build_app(studio)
     theme = gr.themes.Soft(

@@ -254,7 +254,7 @@ def run(
         "quick": quick,
     }
     progress("loading the shipped models")
-    models = {name: musegen.load(name) for name in ARCHITECTURES}
+    models = {name: musegen.load(name, threads=0) for name in ARCHITECTURES}  # as set above
     primer = make_primer(models["mamba"], 2 if quick else PRIMER_BARS)
     with tempfile.TemporaryDirectory(prefix="musegen-bench-") as tmp_name:
         tmp = Path(tmp_name)

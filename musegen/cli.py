@@ -18,6 +18,10 @@ from musegen.errors import ConfigError, MuseGenError
 
 USER_ERROR = 2
 MIDI_SUFFIXES = (".mid", ".midi")
+THREADS_HELP = (
+    "CPU threads for generation (unset: $MUSEGEN_THREADS, else 1, which stays fast while "
+    "other programs keep cores busy; 0: torch's own setting)"
+)
 KEY_HELP = "auto (the clip's) | a key such as 'D major' (unset: any note)"
 TEMPERATURE_HELP = "randomness: below 1 safer and more repetitive, above 1 more adventurous"
 
@@ -58,7 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in MIDI_SUFFIXES:
         raise ConfigError(f"-o {args.output}: musegen writes MIDI; give a name ending in .mid")
-    model = load(args.model)
+    model = load(args.model, threads=args.threads)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     options = dict(
         temperature=args.temperature,
@@ -97,7 +101,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from musegen import live
     from musegen.generate import load
 
-    model = load(args.model)
+    model = load(args.model, threads=args.threads)
     port = live.open_output(args.port)
     with port:
         sent = live.play(
@@ -130,6 +134,16 @@ def _pitch_range(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError("use LOW-HIGH in MIDI numbers, e.g. 55-84") from None
     return lo, hi
+
+
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"use a whole number >= 0 (got {text!r})")
+    return n
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -239,6 +253,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     launch(
         args.host,
         args.port,
+        threads=args.threads,
         announce=lambda url: print(f"musegen demo: {url}  (Ctrl+C stops it)", file=sys.stderr),
     )
     return 0
@@ -318,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="track of a multi-track file (unset: all non-drum tracks)",
     )
     p.add_argument("--continuation-only", action="store_true", help="write only the new bars")
+    p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     p = add("play", cmd_play, "play a continuation live on a MIDI output port")
     p.add_argument("input", nargs="?", default=None, help="MIDI primer (omit: from scratch)")
@@ -329,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=g["seed"], help="same seed, same notes")
     p.add_argument("--key", default=g["key"], help=KEY_HELP)
     p.add_argument("--channel", type=int, default=0, help="MIDI channel 0-15")
+    p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     add("ports", cmd_ports, "list MIDI output ports")
 
@@ -405,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "start the web demo (Gradio) in your browser")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     add("models", cmd_models, "list the shipped models")
     return parser

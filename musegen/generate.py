@@ -28,7 +28,7 @@ from musegen.errors import ConfigError, MidiError
 from musegen.evaluate import bits_per_note, token_nll
 from musegen.grammar import Phase
 from musegen.midi import Limits, Note, Score, Track, read_score, score_to_pretty_midi
-from musegen.options import DEFAULT_MODEL, Constraints, Sampling
+from musegen.options import DEFAULT_MODEL, Constraints, Sampling, generation_threads
 from musegen.sample import generate, generate_iter
 from musegen.theory import Key, detect_key, parse_key
 from musegen.tokenizer import Tokenizer
@@ -342,8 +342,21 @@ def _last_bar_end(tok: Tokenizer, ids: list[int]) -> int:
     return state.bar_start + state.bar_ticks
 
 
-def load(name_or_dir: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu") -> MuseGen:
-    """Load a shipped model (``"lstm"``, ``"transformer"``, ``"mamba"``) or a checkpoint dir."""
+def load(
+    name_or_dir: str | Path = DEFAULT_MODEL,
+    device: str | torch.device = "cpu",
+    *,
+    threads: int | None = None,
+) -> MuseGen:
+    """Load a shipped model (``"lstm"``, ``"transformer"``, ``"mamba"``) or a checkpoint dir.
+
+    ``threads``: torch's intra-op threads for this process, set here (None: $MUSEGEN_THREADS,
+    else 1, which suits batch-1 generation and keeps it fast while other programs, a DAW say,
+    keep cores busy; 0 leaves torch's setting alone).
+    """
+    n = generation_threads(threads)
+    if n:
+        torch.set_num_threads(n)
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as e:

@@ -253,3 +253,50 @@ def test_cli_bad_primer_is_one_line_exit_2(tmp_path, content):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("musegen generate: ")
+
+
+def test_generation_threads_default_env_and_errors(monkeypatch):
+    from musegen.options import GENERATION_THREADS, THREADS_ENV, generation_threads
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert generation_threads() == GENERATION_THREADS == 1
+    assert generation_threads(3) == 3 and generation_threads(0) == 0
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert generation_threads() == 2 and generation_threads(1) == 1  # the argument wins
+    for bad in ("two", "-1", "1.5"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(ConfigError, match="MUSEGEN_THREADS must be a whole number"):
+            generation_threads()
+    with pytest.raises(ConfigError, match="threads must be a whole number"):
+        generation_threads(-2)
+
+
+def test_load_sets_torch_threads_unless_told_not_to(monkeypatch):
+    import torch
+
+    from musegen.options import THREADS_ENV
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        musegen.load("lstm", threads=0)
+        assert torch.get_num_threads() == 2
+        musegen.load("lstm")
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv(THREADS_ENV, "2")
+        musegen.load("lstm")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cli_threads_errors_are_one_line(tmp_path):
+    out = str(tmp_path / "o.mid")
+    r = subprocess.run(
+        [sys.executable, "-m", "musegen", "generate", "-o", out, "--threads", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "threads" in r.stderr
