@@ -34,6 +34,7 @@ from musegen.errors import ConfigError, MuseGenError
 from musegen.generate import MuseGen, load
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
 from musegen.options import ARCHITECTURES, DEFAULT_MODEL, Sampling
+from musegen.quantize import MODES as QUANTIZE_MODES
 from musegen.render import piano_roll, write_wav
 from musegen.theory import MODES, NOTE_NAMES
 
@@ -157,6 +158,7 @@ class Studio:
         key: str = DEFAULT_KEY,
         variations: int = 1,
         seed: int | None = None,
+        quantize: str = "auto",
     ) -> tuple[list[Rendered], str]:
         """Continue ``midi_path`` (None: compose from scratch); returns the rendered
         variations and a one-line summary with the time taken (and the seed, drawn at random
@@ -172,7 +174,9 @@ class Studio:
         if key_arg == "auto" and midi_path is None:
             key_arg = None
         t0 = time.perf_counter()
-        primer = m.prepare(midi_path, track=parse_track(track), limits=DEMO_LIMITS)
+        primer = m.prepare(
+            midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
+        )
         rows = m.generate_ids(
             primer,
             n=variations,
@@ -195,6 +199,8 @@ class Studio:
             f"{variations} x {bars} bars with {model} in {seconds * 1000:.0f} ms "
             f"(seed {seed}; {notes} notes in all, primer included)"
         )
+        if primer.quantized:
+            summary += f"; played-in timing read on a {primer.quantized} grid, your notes kept"
         return results, summary
 
 
@@ -253,7 +259,9 @@ def build_app(studio: Studio | None = None):
         primer = studio.preview(midi_path, track)
         return primer.audio, primer.roll
 
-    def on_continue(midi_path, track, model, bars, temperature, top_p, key, variations, seed):
+    def on_continue(
+        midi_path, track, model, bars, temperature, top_p, key, variations, seed, quantize="auto"
+    ):
         results, summary = studio.continue_midi(
             midi_path,
             track=track,
@@ -264,6 +272,7 @@ def build_app(studio: Studio | None = None):
             key=key,
             variations=int(variations),
             seed=None if seed is None or int(seed) == NEW_SEED else int(seed),
+            quantize=quantize,
         )
         outputs: list[Any] = []
         for i in range(MAX_VARIATIONS):
@@ -310,6 +319,11 @@ def build_app(studio: Studio | None = None):
                         label="Key (auto: the melody's; none: any note)",
                     )
                     variations = gr.Slider(1, MAX_VARIATIONS, value=1, step=1, label="Variations")
+                    quantize = gr.Dropdown(
+                        list(QUANTIZE_MODES),
+                        value="auto",
+                        label="Quantize (how the model reads played-in timing; yours is kept)",
+                    )
                     seed = gr.Number(
                         value=NEW_SEED,
                         precision=0,
@@ -356,7 +370,7 @@ def build_app(studio: Studio | None = None):
         )
         go.click(
             shown_errors(on_continue),
-            [midi_in, track, model, bars, temperature, top_p, key, variations, seed],
+            [midi_in, track, model, bars, temperature, top_p, key, variations, seed, quantize],
             [*outputs, status],
             api_name="continue",
             **work,

@@ -22,6 +22,11 @@ THREADS_HELP = (
     "CPU threads for generation (unset: $MUSEGEN_THREADS, else 1, which stays fast while "
     "other programs keep cores busy; 0: torch's own setting)"
 )
+QUANTIZE_DEFAULT = "auto"  # MuseGen.prepare's (a test checks)
+QUANTIZE_HELP = (
+    "how the model reads played-in timing: auto (snap an off-grid clip to the grid that fits "
+    "it best), off, or a grid: 1/4 1/8 '1/8 swing' 1/8T 1/16 1/16T 1/32; your notes are kept"
+)
 KEY_HELP = "auto (the clip's) | a key such as 'D major' (unset: any note)"
 TEMPERATURE_HELP = "randomness: below 1 safer and more repetitive, above 1 more adventurous"
 
@@ -73,14 +78,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         key=args.key,
         pitch_range=args.pitch_range,
     )
-    outs = model.variations(
-        args.input,
-        args.variations,
-        args.bars,
-        track=args.track,
-        continuation_only=args.continuation_only,
-        **options,
-    )
+    primer = model.prepare(args.input, track=args.track, quantize=args.quantize)
+    rows = model.generate_ids(primer, n=args.variations, bars=args.bars, **options)
+    outs = [model.to_midi(primer, r, continuation_only=args.continuation_only) for r in rows]
     paths = (
         [out]
         if len(outs) == 1
@@ -94,6 +94,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     took = time.perf_counter() - started
     names = ", ".join(str(p) for p in paths)
     print(f"wrote {names} ({args.bars} bars, {model.name}, seed {seed}, {took:.2f} s)")
+    if primer.quantized:
+        print(
+            f"played-in timing: the model read it on a {primer.quantized} grid "
+            "(your notes are kept as played)"
+        )
     return 0
 
 
@@ -113,6 +118,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 top_p=args.top_p,
                 key=args.key,
                 channel=args.channel,
+                quantize=args.quantize,
             ),
             port,
         )
@@ -333,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="track of a multi-track file (unset: all non-drum tracks)",
     )
     p.add_argument("--continuation-only", action="store_true", help="write only the new bars")
+    p.add_argument("--quantize", default=QUANTIZE_DEFAULT, help=QUANTIZE_HELP)
     p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     p = add("play", cmd_play, "play a continuation live on a MIDI output port")
@@ -345,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=g["seed"], help="same seed, same notes")
     p.add_argument("--key", default=g["key"], help=KEY_HELP)
     p.add_argument("--channel", type=int, default=0, help="MIDI channel 0-15")
+    p.add_argument("--quantize", default=QUANTIZE_DEFAULT, help=QUANTIZE_HELP)
     p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     add("ports", cmd_ports, "list MIDI output ports")

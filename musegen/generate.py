@@ -27,13 +27,18 @@ from musegen import checkpoint as ckpt
 from musegen.errors import ConfigError, MidiError
 from musegen.evaluate import bits_per_note, token_nll
 from musegen.grammar import Phase
-from musegen.midi import Limits, Note, Score, Track, read_score, score_to_pretty_midi
+from musegen.midi import (
+    Limits,
+    Note,
+    Score,
+    Track,
+    score_to_pretty_midi,
+)
 from musegen.options import DEFAULT_MODEL, Constraints, Sampling, generation_threads
+from musegen.quantize import FINE_TICKS_PER_QUARTER, read_for_model
 from musegen.sample import generate, generate_iter
 from musegen.theory import Key, detect_key, parse_key
 from musegen.tokenizer import Tokenizer
-
-FINE_TICKS_PER_QUARTER = 960  # the primer is kept at this resolution in the output
 
 
 @dataclass
@@ -47,6 +52,7 @@ class Primer:
     metre: tuple[int, int]
     tempo: float  # quarter notes per minute at the continuation's start
     velocity: int  # the primer's median velocity, given to generated notes
+    quantized: str | None = None  # the grid a played-in primer was snapped to for the model
 
     @property
     def start_seconds(self) -> float:
@@ -80,26 +86,29 @@ class MuseGen:
     # ------------------------------------------------------------------ preparing
 
     def prepare(
-        self, source: Any = None, *, track: int | None = None, limits: Limits | None = None
+        self,
+        source: Any = None,
+        *,
+        track: int | None = None,
+        limits: Limits | None = None,
+        quantize: str = "auto",
     ) -> Primer:
         """Read a primer (or nothing, to compose from scratch) and find where to continue.
 
-        ``limits``: how large a file may be (default `musegen.midi.DEFAULT_LIMITS`)."""
+        ``limits``: how large a file may be (default `musegen.midi.DEFAULT_LIMITS`).
+        ``quantize``: how the model reads played-in timing (`musegen.quantize`): "auto"
+        snaps a clip whose onsets are off the grid to the grid that fits it best, "off"
+        reads it as it is, a grid such as "1/16" or "1/8T" forces that grid. The user's
+        notes come back unchanged in the output either way."""
         tok = self.tokenizer
         if source is None:
             return Primer(Score(tok.ticks_per_quarter), None, [tok.bos_id], 0, (4, 4), 120.0, 90)
-        source = _reusable(source)
-        grid = read_score(
-            source, track=track, ticks_per_quarter=tok.ticks_per_quarter, limits=limits
-        )
+        fine, grid, used = read_for_model(_reusable(source), track, limits, quantize)
         if not grid.notes:
             raise MidiError(
                 "the MIDI file has no notes to continue (drum tracks are skipped); give a file "
                 "with a melody, or no file to compose from scratch"
             )
-        fine = read_score(
-            source, track=track, ticks_per_quarter=FINE_TICKS_PER_QUARTER, limits=limits
-        )
         context = tok.encode_score(grid, add_eos=False)
         state = tok.grammar().walk(context)
         # Open bars until the one where the primer's last note has ended.
@@ -109,7 +118,8 @@ class MuseGen:
         tempo = next(q for t, q in reversed(grid.tempos) if t <= start)
         velocity = int(statistics.median(n.velocity for n in grid.notes))
         metre = tok.time_signatures[state.timesig]
-        return Primer(grid, fine, context, start, metre, tempo, velocity)
+        quantized = used.name if used is not None else None
+        return Primer(grid, fine, context, start, metre, tempo, velocity, quantized)
 
     def _constraints(self, primer: Primer, bars: int, key: str | Key | None, pitch_range):
         if isinstance(key, str):
@@ -198,14 +208,15 @@ class MuseGen:
         *,
         track: int | None = None,
         continuation_only: bool = False,
+        quantize: str = "auto",
         **sampling: Any,
     ) -> list[pretty_midi.PrettyMIDI]:
         """``n`` different continuations of one primer, sampled together in one batch.
 
         Keyword arguments as `continue_midi` (temperature, top_k, top_p, min_p, seed, key,
-        pitch_range).
+        pitch_range, quantize).
         """
-        primer = self.prepare(source, track=track)
+        primer = self.prepare(source, track=track, quantize=quantize)
         rows = self.generate_ids(primer, n=n, bars=bars, **sampling)
         return [self.to_midi(primer, r, continuation_only=continuation_only) for r in rows]
 
@@ -223,6 +234,7 @@ class MuseGen:
         track: int | None = None,
         pitch_range: tuple[int, int] | None = None,
         continuation_only: bool = False,
+        quantize: str = "auto",
     ) -> pretty_midi.PrettyMIDI:
         """Continue a melody by ``bars`` bars; with no source, compose ``bars`` bars.
 
@@ -235,6 +247,9 @@ class MuseGen:
             track: which track of a multi-track file to continue (None: all non-drum notes).
             pitch_range: (low, high) MIDI pitches the continuation may use.
             continuation_only: return only the new bars, starting at time 0.
+            quantize: how the model reads played-in timing: "auto" (snap a clip that is off
+                the grid to the grid that fits it best), "off", or a grid such as "1/16",
+                "1/8T", "1/8 swing" (`musegen.quantize.MODES`). Your notes stay unchanged.
         """
         return self.variations(
             source,
@@ -242,6 +257,7 @@ class MuseGen:
             bars,
             track=track,
             continuation_only=continuation_only,
+            quantize=quantize,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
@@ -258,6 +274,7 @@ class MuseGen:
         *,
         track: int | None = None,
         channel: int = 0,
+        quantize: str = "auto",
         **sampling: Any,
     ) -> Iterator[Any]:
         """Yield ``mido.Message`` note_on/note_off as the continuation is generated.
@@ -271,7 +288,7 @@ class MuseGen:
 
         if not isinstance(channel, int) or not 0 <= channel <= 15:
             raise ConfigError(f"channel must be a whole number from 0 to 15 (got {channel})")
-        primer = self.prepare(source, track=track)
+        primer = self.prepare(source, track=track, quantize=quantize)
         tok = self.tokenizer
         constraints = self._constraints(
             primer, bars, sampling.pop("key", None), sampling.pop("pitch_range", None)
@@ -324,9 +341,15 @@ class MuseGen:
 
     # ------------------------------------------------------------------ scoring
 
-    def score(self, source: Any, *, track: int | None = None) -> dict:
-        """How surprising a melody is to this model: bits per note and pitch bits per note."""
-        ids = np.asarray(self.tokenizer.encode(source, track=track), dtype=np.int64)
+    def score(self, source: Any, *, track: int | None = None, quantize: str = "auto") -> dict:
+        """How surprising a melody is to this model: bits per note and pitch bits per note.
+
+        ``quantize`` as in `continue_midi`: the model scores what it would read."""
+        source = _reusable(source)
+        _, grid, used = read_for_model(source, track, None, quantize)
+        tok = self.tokenizer  # encode() says what is wrong with a file without notes
+        ids = tok.encode_score(grid) if used else tok.encode(source, track=track)
+        ids = np.asarray(ids, dtype=np.int64)
         notes = int(np.isin(ids, self.tokenizer.pitch_ids).sum())
         result = bits_per_note(token_nll(self.model, [ids]), [ids], [notes], self.tokenizer)
         return {

@@ -92,6 +92,7 @@ __all__ = [
     "write_midi",
     "ticks_to_seconds",
     "midi_bytes",
+    "rescale",
     "using_symusic",
 ]
 
@@ -903,6 +904,31 @@ def score_arrays(score: Score) -> ScoreArrays:
         tracks=list(score.tracks),
         time_signatures=list(score.time_signatures) or [(0, *DEFAULT_TIME_SIGNATURE)],
         tempos=list(score.tempos) or [(0, DEFAULT_QPM)],
+    )
+
+
+def rescale(score: Score, ticks_per_quarter: int) -> Score:
+    """``score`` on a grid of ``ticks_per_quarter``, rounded as `read_score` rounds a file
+    (durations at least one tick): reading a file at one resolution and rescaling gives what
+    reading it at the other gives, up to double rounding."""
+    a, tpq = score_arrays(score), ticks_per_quarter
+    start = _rescale(a.start, a.ticks_per_quarter, tpq)
+    duration = np.maximum(_rescale(a.duration, a.ticks_per_quarter, tpq), 1)
+    order = np.lexsort((a.track, a.velocity, duration, a.pitch, start))
+    ts = [(_rescale(t, a.ticks_per_quarter, tpq), n, d) for t, n, d in a.time_signatures]
+    tempos = [(_rescale(t, a.ticks_per_quarter, tpq), q) for t, q in a.tempos]
+    return arrays_to_score(
+        ScoreArrays(
+            ticks_per_quarter=tpq,
+            start=start[order],
+            pitch=a.pitch[order],
+            duration=duration[order],
+            velocity=a.velocity[order],
+            track=a.track[order],
+            tracks=a.tracks,
+            time_signatures=_normalize_events(ts, DEFAULT_TIME_SIGNATURE),
+            tempos=_normalize_events(tempos, (DEFAULT_QPM,)),
+        )
     )
 
 

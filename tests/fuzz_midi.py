@@ -29,6 +29,7 @@ from midi_mutations import mutate  # noqa: E402
 
 from musegen.errors import MuseGenError  # noqa: E402
 from musegen.midi import read_score  # noqa: E402
+from musegen.quantize import read_for_model  # noqa: E402
 from musegen.tokenizer import Tokenizer  # noqa: E402
 
 
@@ -62,7 +63,9 @@ def main() -> int:
         signal.setitimer(signal.ITIMER_REAL, args.time_bound)
         try:
             tok.encode_score(read_score(data))
-            outcomes["read and tokenized"] += 1
+            _, model_view, grid = read_for_model(data, None, None, "auto")  # as prepare reads
+            tok.encode_score(model_view)
+            outcomes["read and tokenized" + (f" (quantized {grid.name})" if grid else "")] += 1
         except MuseGenError as e:
             what = re.sub(r"\d[\d,.]*", "N", str(e).split(";")[0])[:70]
             outcomes[f"{type(e).__name__}: {what}"] += 1

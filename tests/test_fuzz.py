@@ -14,6 +14,7 @@ from midi_mutations import MUTATIONS, mutate
 
 from musegen.errors import MuseGenError
 from musegen.midi import read_score
+from musegen.quantize import read_for_model
 from musegen.tokenizer import Tokenizer
 
 TIME_BOUND_S = 5.0  # per file, generous for a loaded CI machine; real files take milliseconds
@@ -25,9 +26,12 @@ def _corpus() -> tuple[bytes, ...]:
 
 
 def _read_and_encode(data: bytes) -> None:
+    """What generation does with an upload: read it as played (quantized when off the grid,
+    as ``prepare`` does) and tokenize it; also plain reading and tokenizing."""
     start = time.perf_counter()
     try:
         Tokenizer().encode_score(read_score(data))
+        Tokenizer().encode_score(read_for_model(data, None, None, "auto")[1])
     except MuseGenError:
         pass
     assert time.perf_counter() - start < TIME_BOUND_S

@@ -414,3 +414,28 @@ def test_write_then_read_is_identity_on_generated_scores(score: Score) -> None:
     assert back.time_signatures == score.time_signatures
     assert [t for t, _ in back.tempos] == [t for t, _ in score.tempos]
     assert [q for _, q in back.tempos] == pytest.approx([q for _, q in score.tempos], rel=1e-4)
+
+
+def test_rescale_matches_reading_at_the_coarser_grid(real_midis):
+    """The quantizer reads at 960 per quarter and rescales to the model's 24: the same notes
+    as reading at 24 directly, within one tick of double rounding."""
+    from musegen.midi import rescale
+
+    checked = 0
+    for f in real_midis:
+        try:
+            fine = read_score(f, ticks_per_quarter=960)
+        except MidiError:
+            continue
+        direct, rescaled = read_score(f, ticks_per_quarter=24), rescale(fine, 24)
+        key = lambda n: (n.pitch, n.track, n.velocity, n.start)  # noqa: E731
+        for a, b in zip(
+            sorted(direct.notes, key=key), sorted(rescaled.notes, key=key), strict=True
+        ):
+            assert (a.pitch, a.track) == (b.pitch, b.track)
+            assert abs(a.start - b.start) <= 1 and abs(a.duration - b.duration) <= 1
+        assert [n for _, n, _ in direct.time_signatures] == [
+            n for _, n, _ in rescaled.time_signatures
+        ]
+        checked += 1
+    assert checked >= 20
