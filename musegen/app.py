@@ -249,7 +249,7 @@ def build_app(studio: Studio | None = None):
         try:
             primer = studio.preview(midi_path)
         except MuseGenError as e:  # e.g. only drum notes: the user can still pick a track
-            gr.Warning(f"{e} Pick a track above.")
+            gr.Warning(f"{e} Pick a track above to hear and see it (drums cannot be continued).")
             return menu, None, None
         return menu, primer.audio, primer.roll
 

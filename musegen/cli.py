@@ -107,13 +107,14 @@ def cmd_play(args: argparse.Namespace) -> int:
     from musegen.generate import load
 
     model = load(args.model, threads=args.threads)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     port = live.open_output(args.port)
     with port:
         sent = live.play(
             model.stream(
                 args.input,
                 args.bars,
-                seed=args.seed,
+                seed=seed,
                 temperature=args.temperature,
                 top_p=args.top_p,
                 key=args.key,
@@ -122,7 +123,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             ),
             port,
         )
-    print(f"played {sent} messages on {port.name}")
+    print(f"played {sent} messages on {port.name} (seed {seed})")
     return 0
 
 
@@ -150,6 +151,16 @@ def _threads(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"use a whole number >= 0 (got {text!r})")
     return n
+
+
+def _quantize_mode(text: str) -> str:
+    from musegen.quantize import parse_mode  # only when the option is parsed, not for --help
+
+    try:
+        parse_mode(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -202,6 +213,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from musegen.evaluate import evaluate_named
 
+    if args.record:
+        from musegen.data import is_corpus
+
+        if not is_corpus(args.data):
+            raise ConfigError(
+                "--record stores a corpus split's figures in the model card; "
+                f"{args.data} is a plain folder (build a corpus with musegen data)"
+            )
     result = evaluate_named(args.model, args.data, split=args.split, limit=args.limit)
     split = result["split"]
     if args.music and args.model != "ngram":
@@ -209,7 +228,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from musegen.evaluate import music_statistics
         from musegen.generate import load
 
-        generator = load(args.model)
+        generator = load(args.model, threads=0)  # batch generation: keep torch's threads
         arrays = tokenize_split(args.data, split, generator.tokenizer, progress=False)
         stats = music_statistics(generator, arrays, tunes=args.music)
         result.update({f"music_{k}": v for k, v in stats.items()})
@@ -339,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="track of a multi-track file (unset: all non-drum tracks)",
     )
     p.add_argument("--continuation-only", action="store_true", help="write only the new bars")
-    p.add_argument("--quantize", default=QUANTIZE_DEFAULT, help=QUANTIZE_HELP)
+    p.add_argument("--quantize", type=_quantize_mode, default=QUANTIZE_DEFAULT, help=QUANTIZE_HELP)
     p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     p = add("play", cmd_play, "play a continuation live on a MIDI output port")
@@ -352,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=g["seed"], help="same seed, same notes")
     p.add_argument("--key", default=g["key"], help=KEY_HELP)
     p.add_argument("--channel", type=int, default=0, help="MIDI channel 0-15")
-    p.add_argument("--quantize", default=QUANTIZE_DEFAULT, help=QUANTIZE_HELP)
+    p.add_argument("--quantize", type=_quantize_mode, default=QUANTIZE_DEFAULT, help=QUANTIZE_HELP)
     p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     add("ports", cmd_ports, "list MIDI output ports")
@@ -403,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--split",
         default=None,
         choices=["train", "validation", "test", "all"],
-        help="unset: a corpus's test split, or every file of a plain MIDI folder",
+        help="unset: a corpus's test split, or every file of a plain MIDI folder (the n-gram: "
+        "its test split)",
     )
     p.add_argument(
         "--limit", type=int, default=None, help="score N tunes spread evenly over the split"

@@ -140,18 +140,19 @@ def default_split(data_dir) -> str:
 def evaluate_named(name: str, data_dir, *, split: str | None = None, limit=None) -> dict:
     """`musegen eval`: a shipped name, a checkpoint directory, or ``ngram``.
 
-    ``split``: train, validation, test, or all (None: `default_split`). The result names the
-    split it scored."""
+    ``split``: train, validation, test, or all (None: `default_split`; for the n-gram, which
+    is fitted on the train split, "test"). The result names the split it scored."""
     from musegen.checkpoint import load_checkpoint, resolve
 
-    split = split or default_split(data_dir)
     if name == "ngram":
+        split = split or "test"  # it is fitted on the train split: never score all of it
         if split == ALL:
             raise DataError(
                 "the n-gram baseline is fitted on the data's train split, so it cannot score "
                 "all of it; choose --split test"
             )
         return {**evaluate_ngram(data_dir, Tokenizer(), split=split, limit=limit), "split": split}
+    split = split or default_split(data_dir)
     model, tokenizer, config = load_checkpoint(resolve(name))
     arrays = tokenize_split(data_dir, split, tokenizer, progress=False)
     result = evaluate_model(model, tokenizer, arrays, limit=limit)

@@ -35,7 +35,7 @@ from musegen.midi import (
     score_to_pretty_midi,
 )
 from musegen.options import DEFAULT_MODEL, Constraints, Sampling, generation_threads
-from musegen.quantize import FINE_TICKS_PER_QUARTER, read_for_model
+from musegen.quantize import FINE_TICKS_PER_QUARTER, parse_mode, read_for_model
 from musegen.sample import generate, generate_iter
 from musegen.theory import Key, detect_key, parse_key
 from musegen.tokenizer import Tokenizer
@@ -101,9 +101,12 @@ class MuseGen:
         reads it as it is, a grid such as "1/16" or "1/8T" forces that grid. The user's
         notes come back unchanged in the output either way."""
         tok = self.tokenizer
+        parse_mode(quantize)  # a bad value is an error even without a primer
         if source is None:
             return Primer(Score(tok.ticks_per_quarter), None, [tok.bos_id], 0, (4, 4), 120.0, 90)
-        fine, grid, used = read_for_model(_reusable(source), track, limits, quantize)
+        fine, grid, used = read_for_model(
+            _reusable(source), track, limits, quantize, tok.ticks_per_quarter
+        )
         if not grid.notes:
             raise MidiError(
                 "the MIDI file has no notes to continue (drum tracks are skipped); give a file "
@@ -122,6 +125,11 @@ class MuseGen:
         return Primer(grid, fine, context, start, metre, tempo, velocity, quantized)
 
     def _constraints(self, primer: Primer, bars: int, key: str | Key | None, pitch_range):
+        if primer.grid.notes and all(t.is_drum for t in primer.grid.tracks):
+            raise MidiError(
+                "the chosen track is a drum track: musegen's models write pitched parts "
+                "(melody, chords, bass), not drum patterns; choose a pitched track"
+            )
         if isinstance(key, str):
             if key.strip().lower() == "auto":
                 if not primer.grid.notes:
@@ -150,11 +158,6 @@ class MuseGen:
 
         ``sampling_options``: temperature, top_k, top_p, min_p (see `musegen.sample.Sampling`).
         """
-        if primer.grid.notes and all(t.is_drum for t in primer.grid.tracks):
-            raise MidiError(
-                "the chosen track is a drum track: musegen's models write pitched parts "
-                "(melody, chords, bass), not drum patterns; choose a pitched track"
-            )
         constraints = self._constraints(primer, bars, key, pitch_range)
         sampling = Sampling(**sampling_options)
         return generate(
@@ -346,8 +349,9 @@ class MuseGen:
 
         ``quantize`` as in `continue_midi`: the model scores what it would read."""
         source = _reusable(source)
-        _, grid, used = read_for_model(source, track, None, quantize)
-        tok = self.tokenizer  # encode() says what is wrong with a file without notes
+        tok = self.tokenizer
+        _, grid, used = read_for_model(source, track, None, quantize, tok.ticks_per_quarter)
+        # unquantized: encode() reads it again and says what is wrong with a file without notes
         ids = tok.encode_score(grid) if used else tok.encode(source, track=track)
         ids = np.asarray(ids, dtype=np.int64)
         notes = int(np.isin(ids, self.tokenizer.pitch_ids).sum())

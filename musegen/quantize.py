@@ -30,6 +30,13 @@ from musegen.midi import Limits, Score, read_score, rescale
 
 FINE_TICKS_PER_QUARTER = 960  # the user's notes are read at this resolution
 TICKS_PER_QUARTER = 24  # the positions below are in these ticks (the model's grid)
+# "auto" reads a clip as played in when more than this share of its onsets is off the model's
+# grid: written music has none (or a few grace notes and tuplets the grid lacks, which the
+# reader rounds), a performance nearly all (1 in 10 jittered onsets lands on the grid by luck).
+PLAYED_IN_SHARE = 0.25
+# How far off the grid (in model ticks) an onset may be and still count as on it: writers such
+# as abc2midi put every onset a source tick late (1/20 of a model tick at 480 per quarter).
+ON_GRID_TOLERANCE = 0.1
 # The onset error a perfectly quantized clip is credited with (quarter notes): keeps the
 # cost finite and lets the coarsest exact grid win.
 ERROR_FLOOR = 0.005
@@ -91,9 +98,11 @@ def detect_grid(onsets: np.ndarray) -> Grid:
     return GRIDS[int(np.argmin(costs))]  # argmin keeps the first (coarsest) of equals
 
 
-def on_model_grid(score: Score) -> bool:
-    """Whether every onset already lies on the model's grid (24 ticks per quarter)."""
-    return all(n.start * TICKS_PER_QUARTER % score.ticks_per_quarter == 0 for n in score.notes)
+def off_grid_share(score: Score) -> float:
+    """The share of onsets off the model's grid (24 ticks per quarter) by more than
+    `ON_GRID_TOLERANCE` of a tick: 0 for written music, most onsets for played-in music."""
+    ticks = np.array([n.start for n in score.notes]) * TICKS_PER_QUARTER / score.ticks_per_quarter
+    return float(np.mean(np.abs(ticks - np.round(ticks)) > ON_GRID_TOLERANCE))
 
 
 def _nearest(points: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -127,7 +136,8 @@ def snap(score: Score, grid: Grid) -> Score:
 
 def quantize(score: Score, mode: str = "auto") -> tuple[Score, Grid | None]:
     """Snap a played-in score for the model; returns the score and the grid used (None: left
-    as it is). ``mode``: ``"auto"`` (detect; on-grid clips are left alone), ``"off"``, or a
+    as it is). ``mode``: ``"auto"`` (a clip with more than `PLAYED_IN_SHARE` of its onsets
+    off the model's grid is snapped to the grid detected; others are left alone), ``"off"``, or a
     grid name from `MODES` such as ``"1/16"`` or ``"1/8T"``."""
     choice = parse_mode(mode)
     if choice == "off" or not score.notes:
@@ -139,22 +149,27 @@ def quantize(score: Score, mode: str = "auto") -> tuple[Score, Grid | None]:
         )
     if isinstance(choice, Grid):
         return snap(score, choice), choice
-    if on_model_grid(score):
+    if off_grid_share(score) <= PLAYED_IN_SHARE:
         return score, None
     grid = detect_grid(np.array([n.start for n in score.notes]) / score.ticks_per_quarter)
     return snap(score, grid), grid
 
 
 def read_for_model(
-    source: Any, track: int | None, limits: Limits | None, mode: str
+    source: Any,
+    track: int | None,
+    limits: Limits | None,
+    mode: str,
+    ticks_per_quarter: int = TICKS_PER_QUARTER,
 ) -> tuple[Score, Score, Grid | None]:
     """Read a source for generation: the user's notes (a `Score` at 960 ticks per quarter,
-    what goes back into the output), what the model reads (at `TICKS_PER_QUARTER`: the
-    snapped notes where quantized, else the source read on that grid), and the grid used
+    what goes back into the output), what the model reads (at the model's
+    ``ticks_per_quarter``: the snapped notes where quantized, else the source read on that
+    grid), and the grid used
     (None: none). ``source`` must be readable twice (bytes, a path, a PrettyMIDI...)."""
     fine = read_score(source, track=track, ticks_per_quarter=FINE_TICKS_PER_QUARTER, limits=limits)
     snapped, used = quantize(fine, mode)
     if used is None:
-        grid = read_score(source, track=track, ticks_per_quarter=TICKS_PER_QUARTER, limits=limits)
+        grid = read_score(source, track=track, ticks_per_quarter=ticks_per_quarter, limits=limits)
         return fine, grid, None
-    return fine, rescale(snapped, TICKS_PER_QUARTER), used
+    return fine, rescale(snapped, ticks_per_quarter), used

@@ -269,6 +269,20 @@ def _load_test():
     return load_test
 
 
+def test_launch_announces_its_address_and_no_gradio_hints(studio, capfd):
+    from musegen.app import launch
+
+    port = _free_port()
+    said: list[str] = []
+    app = launch("127.0.0.1", port, block=False, studio=studio, announce=said.append)
+    try:
+        assert said == [f"http://127.0.0.1:{port}/"]
+        out = capfd.readouterr()
+        assert "share=True" not in out.out + out.err
+    finally:
+        app.close()
+
+
 def test_concurrent_users_and_oversize_upload(server, capsys, fresh_probe):
     """demo/load_test.py against the running app: 4 users at once, then a too-large upload."""
     assert _load_test().main(["--url", server, "--users", "4", "--calls", "1", "--bars", "1"]) == 0
@@ -307,8 +321,25 @@ def test_seed_is_new_each_press_and_shown(studio):
         _, summary = studio.continue_midi(str(JIG), bars=1, model="lstm")
         seeds.add(re.search(r"seed (\d+)", summary).group(1))
     assert len(seeds) == 3
-    _, again = studio.continue_midi(str(JIG), bars=1, model="lstm", seed=int(seeds.pop()))
-    assert "seed" in again
+    seed = int(seeds.pop())
+    first, summary = studio.continue_midi(str(JIG), bars=2, model="lstm", seed=seed)
+    again, _ = studio.continue_midi(str(JIG), bars=2, model="lstm", seed=seed)
+    assert f"seed {seed}" in summary
+    assert Path(first[0].midi).read_bytes() == Path(again[0].midi).read_bytes()
+
+
+def test_the_page_default_seed_draws_a_new_one_each_press(server):
+    from gradio_client import Client, handle_file
+
+    from musegen.app import NEW_SEED
+
+    client = Client(server, verbose=False)
+    summaries = [
+        client.predict(handle_file(str(JIG)), bars=1, seed=NEW_SEED, api_name="/continue")[-1]
+        for _ in range(2)
+    ]
+    seeds = {re.search(r"seed (\d+)", s).group(1) for s in summaries}
+    assert len(seeds) == 2
 
 
 def test_key_default_matches_the_command_line():

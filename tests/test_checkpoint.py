@@ -169,6 +169,7 @@ def test_record_metrics_updates_config_and_card(tmp_path):
 def test_a_user_install_finds_its_checkpoints_and_examples(tmp_path, monkeypatch):
     """`pip install --user` puts the data files under the user base's share/musegen."""
     import site
+    import sys
 
     from musegen.checkpoint import _shipped_dir, examples_dir
 
@@ -179,6 +180,8 @@ def test_a_user_install_finds_its_checkpoints_and_examples(tmp_path, monkeypatch
     examples.mkdir(parents=True)
     (examples / "tune.mid").write_bytes(b"MThd")
     monkeypatch.setattr(site, "getuserbase", lambda: str(user_base))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))  # a venv without the data
+    monkeypatch.setattr(sys, "base_prefix", str(tmp_path / "python"))
     monkeypatch.delenv("MUSEGEN_CHECKPOINTS", raising=False)
     no_checkout = tmp_path / "site-packages"  # a wheel install: no checkout beside the package
     assert _shipped_dir(no_checkout) == shipped

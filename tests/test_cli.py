@@ -11,6 +11,7 @@ import pytest
 from corpus_helpers import make_corpus
 
 from musegen.cli import build_parser, main
+from musegen.errors import MidiError
 
 SUBCOMMANDS = ["generate", "tokenize", "data", "train", "eval", "models", "demo"]
 ALL_SUBCOMMANDS = [*SUBCOMMANDS, "play", "ports", "bench"]
@@ -146,6 +147,8 @@ def test_eval_of_a_plain_folder_scores_every_file(tmp_path, capsys):
     assert result["split"] == "all" and result["files"] == 5
     assert main(["eval", "--model", "ngram", "--data", str(tmp_path), "--split", "all"]) == 2
     assert "--split test" in capsys.readouterr().err
+    assert main(["eval", "--model", "lstm", "--data", str(tmp_path), "--record"]) == 2
+    assert "plain folder" in capsys.readouterr().err
 
 
 def test_eval_of_a_corpus_scores_its_test_split(corpus, capsys):
@@ -193,10 +196,14 @@ def test_generate_refuses_a_drum_track_and_names_the_flag(tmp_path, capsys):
     assert "--track N" in capsys.readouterr().err
     assert main(["generate", str(drums), "-o", out, "--track", "0", "--model", "lstm"]) == 2
     assert "is a drum track" in capsys.readouterr().err
+    import musegen
+
+    with pytest.raises(MidiError, match="is a drum track"):
+        next(musegen.load("lstm").stream(str(drums), bars=1, track=0))
     assert not Path(out).exists()
 
 
-def test_demo_prints_its_address_without_gradio_hints(monkeypatch, capsys):
+def test_demo_command_prints_the_address_launch_announces(monkeypatch, capsys):
     from musegen import app
 
     calls = {}

@@ -4,6 +4,7 @@ and never moves the user's own notes in the output."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pretty_midi
@@ -56,6 +57,18 @@ def test_an_on_grid_clip_is_left_as_it_is(grid):
     assert used is None and snapped is on_grid
 
 
+def test_written_music_with_a_few_ornaments_or_late_onsets_is_left_alone():
+    """Only played-in timing is snapped: a written clip with grace notes (off the grid) or
+    with every onset a source tick late (abc2midi) is read as it is."""
+    clip, _ = played_in("1/8T", jitter=0.0, seed=2)
+    exact = quantize(clip, "1/8T")[0]
+    graces = [Note(n.start - 15, n.pitch + 2, 15) for n in exact.notes[::6] if n.start >= 15]
+    ornamented = replace(exact, notes=sorted(exact.notes + graces))  # 1/64 grace notes
+    assert quantize(ornamented) == (ornamented, None)
+    late = replace(exact, notes=[replace(n, start=n.start + 2) for n in exact.notes])
+    assert quantize(late) == (late, None)
+
+
 def test_a_forced_grid_and_off(tmp_path):
     clip, _ = played_in("1/16", jitter=0.02, seed=0)
     assert quantize(clip, "off") == (clip, None)
@@ -65,6 +78,11 @@ def test_a_forced_grid_and_off(tmp_path):
     with pytest.raises(ConfigError, match="1/16T"):
         quantize(clip, "1/13")
     assert quantize(Score(FINE), "auto") == (Score(FINE), None)
+
+
+def test_a_bad_mode_is_refused_even_without_a_primer(model):
+    with pytest.raises(ConfigError, match="quantize must be one of"):
+        model.prepare(None, quantize="sometimes")
 
 
 def test_the_coarsest_exact_grid_wins():
@@ -153,7 +171,9 @@ def test_cli_says_what_it_detected_and_the_default_matches_the_library(tmp_path,
     assert "read it on a 1/8T grid" in capsys.readouterr().out
     assert main([*args, "--quantize", "off"]) == 0
     assert "grid" not in capsys.readouterr().out
-    assert main([*args, "--quantize", "1/13"]) == 2
+    with pytest.raises(SystemExit) as e:  # refused while parsing, before a model loads
+        main([*args, "--quantize", "1/13"])
+    assert e.value.code == 2
     assert "quantize must be one of auto, off" in capsys.readouterr().err
 
 

@@ -13,6 +13,7 @@ corpus (batch 8 x 512, lr 2e-3).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import threading
 from typing import Any
@@ -57,6 +58,7 @@ _ONEDNN_OFF = dict.fromkeys(inspect.signature(torch.backends.mkldnn.flags).param
 }
 
 
+@functools.cache
 def onednn_runs(dtype: torch.dtype) -> bool:
     """Whether oneDNN has an LSTM kernel for ``dtype`` on this CPU (float32 always; bfloat16
     and float16 only where the CPU has the instructions, e.g. AVX-512 BF16 or AMX)."""
