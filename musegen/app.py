@@ -199,6 +199,8 @@ class Studio:
             f"{variations} x {bars} bars with {model} in {seconds * 1000:.0f} ms "
             f"(seed {seed}; {notes} notes in all, primer included)"
         )
+        if key_arg is not None and key_arg.strip().lower() == "auto":
+            summary += f"; key {m.key_of(primer)} (detected)"
         if primer.quantized:
             summary += f"; played-in timing read on a {primer.quantized} grid, your notes kept"
         return results, summary

@@ -93,7 +93,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise MuseGenError(f"cannot write {path}: {e.strerror or e}") from None
     took = time.perf_counter() - started
     names = ", ".join(str(p) for p in paths)
-    print(f"wrote {names} ({args.bars} bars, {model.name}, seed {seed}, {took:.2f} s)")
+    bars = f"{args.bars} bar" + ("s" if args.bars != 1 else "")
+    print(f"wrote {names} ({bars}, {model.name}, seed {seed}, {took:.2f} s)")
+    if str(args.key).strip().lower() == "auto" and args.input is not None:
+        print(f"key: {model.key_of(primer)} (detected in the primer; --key auto keeps it)")
+    if args.input is not None and len(primer.grid.tracks) > 1:
+        names = ", ".join(t.name or "untitled" for t in primer.grid.tracks)
+        print(f"read {len(primer.grid.tracks)} tracks as one part: {names} (--track N picks one)")
     if primer.quantized:
         print(
             f"played-in timing: the model read it on a {primer.quantized} grid "

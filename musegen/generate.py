@@ -124,6 +124,12 @@ class MuseGen:
         quantized = used.name if used is not None else None
         return Primer(grid, fine, context, start, metre, tempo, velocity, quantized)
 
+    def key_of(self, primer: Primer) -> Key:
+        """The key ``key="auto"`` keeps: the one detected in the primer's notes."""
+        if not primer.grid.notes:
+            raise ConfigError("key='auto' needs a primer with notes; name a key instead")
+        return detect_key((n.pitch, n.duration) for n in primer.grid.notes)
+
     def _constraints(self, primer: Primer, bars: int, key: str | Key | None, pitch_range):
         if primer.grid.notes and all(t.is_drum for t in primer.grid.tracks):
             raise MidiError(
@@ -134,7 +140,7 @@ class MuseGen:
             if key.strip().lower() == "auto":
                 if not primer.grid.notes:
                     raise ConfigError("key='auto' needs a primer with notes; name a key instead")
-                key = detect_key((n.pitch, n.duration) for n in primer.grid.notes)
+                key = self.key_of(primer)
             else:
                 key = parse_key(key)
         elif key is not None and not isinstance(key, Key):

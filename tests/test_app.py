@@ -342,6 +342,11 @@ def test_the_page_default_seed_draws_a_new_one_each_press(server):
     assert len(seeds) == 2
 
 
+def test_auto_key_is_named_in_the_summary(studio):
+    _, summary = studio.continue_midi(str(JIG), bars=1, model="lstm", key="auto", seed=0)
+    assert "key D major (detected)" in summary
+
+
 def test_key_default_matches_the_command_line():
     import inspect
 

@@ -216,3 +216,24 @@ def test_demo_command_prints_the_address_launch_announces(monkeypatch, capsys):
     assert main(["demo", "--port", "7999"]) == 0
     assert calls["args"] == ("127.0.0.1", 7999)
     assert capsys.readouterr().err == "musegen demo: http://127.0.0.1:7999/  (Ctrl+C stops it)\n"
+
+
+def test_generate_says_the_detected_key_and_the_tracks_it_read(tmp_path, capsys):
+    import pretty_midi
+
+    out = str(tmp_path / "out.mid")
+    jig = str(EXAMPLES / "jig_in_d.mid")
+    assert (
+        main(["generate", jig, "-o", out, "--key", "auto", "--bars", "1", "--model", "lstm"]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "(1 bar, lstm" in text and "key: D major (detected" in text
+    pm = pretty_midi.PrettyMIDI()
+    for name, low in (("right hand", 72), ("left hand", 48)):
+        inst = pretty_midi.Instrument(0, name=name)
+        inst.notes += [pretty_midi.Note(90, low + i % 5, i * 0.5, i * 0.5 + 0.4) for i in range(8)]
+        pm.instruments.append(inst)
+    two = tmp_path / "two.mid"
+    pm.write(str(two))
+    assert main(["generate", str(two), "-o", out, "--bars", "1", "--model", "lstm"]) == 0
+    assert "read 2 tracks as one part: right hand, left hand" in capsys.readouterr().out
