@@ -18,7 +18,6 @@ import functools
 import inspect
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 import threading
@@ -33,7 +32,7 @@ from musegen.checkpoint import examples_dir
 from musegen.errors import ConfigError, MuseGenError
 from musegen.generate import MuseGen, load
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
-from musegen.options import ARCHITECTURES, DEFAULT_MODEL, Sampling
+from musegen.options import ARCHITECTURES, DEFAULT_MODEL, DEFAULT_QUANTIZE, Sampling, draw_seed
 from musegen.quantize import MODES as QUANTIZE_MODES
 from musegen.render import piano_roll, write_wav
 from musegen.theory import MODES, NOTE_NAMES
@@ -158,7 +157,7 @@ class Studio:
         key: str = DEFAULT_KEY,
         variations: int = 1,
         seed: int | None = None,
-        quantize: str = "auto",
+        quantize: str = DEFAULT_QUANTIZE,
     ) -> tuple[list[Rendered], str]:
         """Continue ``midi_path`` (None: compose from scratch); returns the rendered
         variations and a one-line summary with the time taken (and the seed, drawn at random
@@ -167,8 +166,7 @@ class Studio:
             raise ConfigError(f"variations must be 1-{MAX_VARIATIONS} (got {variations})")
         if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
             raise ConfigError(f"bars must be 1-{MAX_BARS} in the demo (got {bars})")
-        if seed is None:
-            seed = secrets.randbelow(2**31)
+        seed = draw_seed(seed)
         m = self.model(model)
         key_arg: str | None = None if key in (None, "", "none") else key
         if key_arg == "auto" and midi_path is None:
@@ -262,7 +260,16 @@ def build_app(studio: Studio | None = None):
         return primer.audio, primer.roll
 
     def on_continue(
-        midi_path, track, model, bars, temperature, top_p, key, variations, seed, quantize="auto"
+        midi_path,
+        track,
+        model,
+        bars,
+        temperature,
+        top_p,
+        key,
+        variations,
+        seed,
+        quantize=DEFAULT_QUANTIZE,
     ):
         results, summary = studio.continue_midi(
             midi_path,
@@ -323,7 +330,7 @@ def build_app(studio: Studio | None = None):
                     variations = gr.Slider(1, MAX_VARIATIONS, value=1, step=1, label="Variations")
                     quantize = gr.Dropdown(
                         list(QUANTIZE_MODES),
-                        value="auto",
+                        value=DEFAULT_QUANTIZE,
                         label="Quantize (how the model reads played-in timing; yours is kept)",
                     )
                     seed = gr.Number(

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import secrets
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from musegen.errors import ConfigError, MuseGenError
+from musegen.options import draw_seed
 
 USER_ERROR = 2
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -22,7 +22,6 @@ THREADS_HELP = (
     "CPU threads for generation (unset: $MUSEGEN_THREADS, else 1, which stays fast while "
     "other programs keep cores busy; 0: torch's own setting)"
 )
-QUANTIZE_DEFAULT = "auto"  # MuseGen.prepare's (a test checks)
 QUANTIZE_HELP = (
     "how the model reads played-in timing: auto (snap an off-grid clip to the grid that fits "
     "it best), off, or a grid: 1/4 1/8 '1/8 swing' 1/8T 1/16 1/16T 1/32; your notes are kept"
@@ -68,7 +67,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in MIDI_SUFFIXES:
         raise ConfigError(f"-o {args.output}: musegen writes MIDI; give a name ending in .mid")
     model = load(args.model, threads=args.threads)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    seed = draw_seed(args.seed)
     options = dict(
         temperature=args.temperature,
         top_k=args.top_k,
@@ -113,7 +112,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from musegen.generate import load
 
     model = load(args.model, threads=args.threads)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    seed = draw_seed(args.seed)
     port = live.open_output(args.port)
     with port:
         sent = live.play(
@@ -313,7 +312,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from musegen import __version__
-    from musegen.options import DEFAULT_MODEL, Constraints, Sampling
+    from musegen.options import DEFAULT_MODEL, DEFAULT_QUANTIZE, Constraints, Sampling
     from musegen.train_config import TrainConfig
 
     parser = _Parser(
@@ -364,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="track of a multi-track file (unset: all non-drum tracks)",
     )
     p.add_argument("--continuation-only", action="store_true", help="write only the new bars")
-    p.add_argument("--quantize", type=_quantize_mode, default=QUANTIZE_DEFAULT, help=QUANTIZE_HELP)
+    p.add_argument("--quantize", type=_quantize_mode, default=DEFAULT_QUANTIZE, help=QUANTIZE_HELP)
     p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     p = add("play", cmd_play, "play a continuation live on a MIDI output port")
@@ -377,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=g["seed"], help="same seed, same notes")
     p.add_argument("--key", default=g["key"], help=KEY_HELP)
     p.add_argument("--channel", type=int, default=0, help="MIDI channel 0-15")
-    p.add_argument("--quantize", type=_quantize_mode, default=QUANTIZE_DEFAULT, help=QUANTIZE_HELP)
+    p.add_argument("--quantize", type=_quantize_mode, default=DEFAULT_QUANTIZE, help=QUANTIZE_HELP)
     p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     add("ports", cmd_ports, "list MIDI output ports")

@@ -34,7 +34,13 @@ from musegen.midi import (
     Track,
     score_to_pretty_midi,
 )
-from musegen.options import DEFAULT_MODEL, Constraints, Sampling, generation_threads
+from musegen.options import (
+    DEFAULT_MODEL,
+    DEFAULT_QUANTIZE,
+    Constraints,
+    Sampling,
+    generation_threads,
+)
 from musegen.quantize import FINE_TICKS_PER_QUARTER, parse_mode, read_for_model
 from musegen.sample import generate, generate_iter
 from musegen.theory import Key, detect_key, parse_key
@@ -91,7 +97,7 @@ class MuseGen:
         *,
         track: int | None = None,
         limits: Limits | None = None,
-        quantize: str = "auto",
+        quantize: str = DEFAULT_QUANTIZE,
     ) -> Primer:
         """Read a primer (or nothing, to compose from scratch) and find where to continue.
 
@@ -217,7 +223,7 @@ class MuseGen:
         *,
         track: int | None = None,
         continuation_only: bool = False,
-        quantize: str = "auto",
+        quantize: str = DEFAULT_QUANTIZE,
         **sampling: Any,
     ) -> list[pretty_midi.PrettyMIDI]:
         """``n`` different continuations of one primer, sampled together in one batch.
@@ -243,7 +249,7 @@ class MuseGen:
         track: int | None = None,
         pitch_range: tuple[int, int] | None = None,
         continuation_only: bool = False,
-        quantize: str = "auto",
+        quantize: str = DEFAULT_QUANTIZE,
     ) -> pretty_midi.PrettyMIDI:
         """Continue a melody by ``bars`` bars; with no source, compose ``bars`` bars.
 
@@ -283,7 +289,7 @@ class MuseGen:
         *,
         track: int | None = None,
         channel: int = 0,
-        quantize: str = "auto",
+        quantize: str = DEFAULT_QUANTIZE,
         **sampling: Any,
     ) -> Iterator[Any]:
         """Yield ``mido.Message`` note_on/note_off as the continuation is generated.
@@ -350,7 +356,9 @@ class MuseGen:
 
     # ------------------------------------------------------------------ scoring
 
-    def score(self, source: Any, *, track: int | None = None, quantize: str = "auto") -> dict:
+    def score(
+        self, source: Any, *, track: int | None = None, quantize: str = DEFAULT_QUANTIZE
+    ) -> dict:
         """How surprising a melody is to this model: bits per note and pitch bits per note.
 
         ``quantize`` as in `continue_midi`: the model scores what it would read."""

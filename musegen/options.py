@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,13 @@ if TYPE_CHECKING:
 
 ARCHITECTURES: tuple[str, ...] = ("lstm", "transformer", "mamba")
 DEFAULT_MODEL = "mamba"  # what load(), the CLI and the demo use unless told otherwise
+DEFAULT_QUANTIZE = "auto"  # how played-in timing is read (musegen.quantize.MODES)
 MAX_BARS = 256
 MAX_VARIATIONS = 16
 MAX_SEED = 2**63 - 1
 # Batch-1 generation runs small kernels: one thread is as fast as two on a quiet 2-core CPU,
 # and stays as fast when another process keeps a core busy, where two threads wait on each
-# other (measured: 0.3-0.5 s either way quiet; 2.7x slower with two threads and a busy core).
+# other (measured: 0.3-0.5 s either way quiet; 2.0-2.9x slower with two threads and a busy core).
 GENERATION_THREADS = 1
 THREADS_ENV = "MUSEGEN_THREADS"
 
@@ -82,6 +84,11 @@ def generation_threads(threads: int | None = None) -> int:
             "generation, 0 leaves the setting alone"
         )
     return n
+
+
+def draw_seed(seed: int | None) -> int:
+    """``seed``, or a new random one (to report, so that a result can be made again)."""
+    return seed if seed is not None else secrets.randbelow(2**31)
 
 
 @dataclass(frozen=True)

@@ -158,10 +158,11 @@ def test_quantizing_a_played_in_clip_lowers_its_bits_per_note(model):
 def test_cli_says_what_it_detected_and_the_default_matches_the_library(tmp_path, capsys):
     import inspect
 
-    from musegen.cli import QUANTIZE_DEFAULT, main
+    from musegen.cli import build_parser, main
     from musegen.generate import MuseGen
 
-    assert QUANTIZE_DEFAULT == inspect.signature(MuseGen.prepare).parameters["quantize"].default
+    cli_default = build_parser().parse_args(["generate", "-o", "x.mid"]).quantize
+    assert cli_default == inspect.signature(MuseGen.prepare).parameters["quantize"].default
     clip, _ = played_in("1/8T", jitter=0.02, seed=2)
     src = tmp_path / "played.mid"
     src.write_bytes(midi_bytes(clip))
