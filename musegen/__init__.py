@@ -39,7 +39,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from musegen.generate import MuseGen, load
-    from musegen.tokenizer import Tokenizer
+    from musegen.tokens.tokenizer import Tokenizer
 
 
 def __getattr__(name: str) -> Any:
@@ -48,7 +48,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(generate, name)
     if name == "Tokenizer":
-        from musegen.tokenizer import Tokenizer
+        from musegen.tokens.tokenizer import Tokenizer
 
         return Tokenizer
     raise AttributeError(f"module 'musegen' has no attribute {name!r}")

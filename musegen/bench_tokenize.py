@@ -28,7 +28,7 @@ from musegen.data import abc2midi_binary
 from musegen.data import music21_corpus_dir as data_corpus_dir
 from musegen.errors import DataError, MidiError, MuseGenError
 from musegen.midi import list_tracks, using_symusic
-from musegen.tokenizer import SUPPORTED_TIME_SIGNATURES, Tokenizer
+from musegen.tokens.tokenizer import SUPPORTED_TIME_SIGNATURES, Tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from musegen.errors import CheckpointError, ConfigError
 from musegen.models import ARCHITECTURES, build_from_config
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.tokenizer import Tokenizer
 
 FORMAT = "musegen-checkpoint"
 FORMAT_VERSION = 1

@@ -169,7 +169,7 @@ def _quantize_mode(text: str) -> str:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    from musegen.tokenizer import Tokenizer
+    from musegen.tokens.tokenizer import Tokenizer
 
     tok = Tokenizer()
     ids = tok.encode(args.input, track=args.track)
@@ -182,7 +182,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from musegen.data import build_folk_corpus, corpus_counts
-    from musegen.tokenizer import Tokenizer
+    from musegen.tokens.tokenizer import Tokenizer
 
     manifest = build_folk_corpus(args.out, progress=not args.quiet)
     counts = corpus_counts(args.out, Tokenizer())

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from musegen.data import ALL, eval_tunes, is_corpus, spread, tokenize_split
 from musegen.errors import DataError
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.tokenizer import Tokenizer
 
 LN2 = math.log(2.0)
 

@@ -26,7 +26,6 @@ import torch
 from musegen import checkpoint as ckpt
 from musegen.errors import ConfigError, MidiError
 from musegen.evaluate import bits_per_note, token_nll
-from musegen.grammar import Phase
 from musegen.midi import (
     Limits,
     Note,
@@ -44,7 +43,8 @@ from musegen.options import (
 from musegen.quantize import FINE_TICKS_PER_QUARTER, parse_mode, read_for_model
 from musegen.sample import generate, generate_iter
 from musegen.theory import Key, detect_key, parse_key
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.grammar import Phase
+from musegen.tokens.tokenizer import Tokenizer
 
 
 @dataclass

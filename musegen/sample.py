@@ -20,7 +20,7 @@ import torch
 
 from musegen.filters import sample_row
 from musegen.options import Constraints, Sampling, check_seed, check_variations
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.tokenizer import Tokenizer
 
 UNIFORM_BLOCK = 64  # steps of uniform numbers drawn at once
 

@@ -32,7 +32,7 @@ from musegen.data import Transposer, tokenize_split, training_windows
 from musegen.errors import ConfigError, MuseGenError
 from musegen.evaluate import evaluate_model
 from musegen.models import build, count_parameters
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.tokenizer import Tokenizer
 from musegen.train_config import TrainConfig
 
 RESUME_DIR = "resume"

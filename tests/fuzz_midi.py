@@ -30,7 +30,7 @@ from midi_mutations import mutate  # noqa: E402
 from musegen.errors import MuseGenError  # noqa: E402
 from musegen.midi import read_score  # noqa: E402
 from musegen.quantize import read_for_model  # noqa: E402
-from musegen.tokenizer import Tokenizer  # noqa: E402
+from musegen.tokens.tokenizer import Tokenizer  # noqa: E402
 
 
 class Hang(BaseException):  # not an Exception: no `except Exception` in musegen swallows it

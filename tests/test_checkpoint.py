@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from musegen import checkpoint as ckpt
 from musegen.errors import CheckpointError
 from musegen.models import ARCHITECTURES, build
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.tokenizer import Tokenizer
 
 
 def save_tiny(directory: Path, arch: str = "lstm") -> torch.nn.Module:

@@ -22,7 +22,7 @@ from musegen.data import (
 )
 from musegen.errors import DataError
 from musegen.midi import read_score
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")

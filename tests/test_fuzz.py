@@ -15,7 +15,7 @@ from midi_mutations import MUTATIONS, mutate
 from musegen.errors import MuseGenError
 from musegen.midi import read_score
 from musegen.quantize import read_for_model
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.tokenizer import Tokenizer
 
 TIME_BOUND_S = 5.0  # per file, generous for a loaded CI machine; real files take milliseconds
 

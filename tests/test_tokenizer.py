@@ -1,4 +1,4 @@
-"""musegen.tokenizer and musegen.grammar: vocabulary, exact round trips, the grammar."""
+"""musegen.tokens: the tokenizer (vocabulary, exact round trips) and the grammar."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musegen.errors import ConfigError, MidiError, TokenError
-from musegen.grammar import Phase
 from musegen.midi import Note, Score, Track, read_score
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.grammar import Phase
+from musegen.tokens.tokenizer import Tokenizer
 
 TOK = Tokenizer()
 CONFIGS = {

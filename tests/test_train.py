@@ -20,7 +20,7 @@ from musegen import checkpoint as ckpt
 from musegen.data import Transposer, spread, tokenize_split, training_windows
 from musegen.errors import MuseGenError
 from musegen.evaluate import evaluate_model, music_statistics
-from musegen.tokenizer import Tokenizer
+from musegen.tokens.tokenizer import Tokenizer
 from musegen.train import TrainConfig, lr_at, train
 
 TINY = dict(preset="tiny", batch_size=4, seq_len=64, warmup_steps=5, eval_every=5, eval_tunes=6)

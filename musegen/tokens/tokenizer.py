@@ -28,7 +28,22 @@ from typing import Any
 import numpy as np
 
 from musegen.errors import ConfigError, MidiError, TokenError
-from musegen.grammar import (
+from musegen.midi import (
+    DEFAULT_LIMITS,
+    DEFAULT_TICKS_PER_QUARTER,
+    DEFAULT_VELOCITY,
+    Note,
+    Score,
+    ScoreArrays,
+    Source,
+    Track,
+    _normalize_events,
+    _rescale,
+    read_arrays,
+    score_arrays,
+    score_to_pretty_midi,
+)
+from musegen.tokens.grammar import (
     BAR,
     BOS,
     DUR,
@@ -44,21 +59,6 @@ from musegen.grammar import (
     GrammarState,
     Phase,
     _as_int_list,
-)
-from musegen.midi import (
-    DEFAULT_LIMITS,
-    DEFAULT_TICKS_PER_QUARTER,
-    DEFAULT_VELOCITY,
-    Note,
-    Score,
-    ScoreArrays,
-    Source,
-    Track,
-    _normalize_events,
-    _rescale,
-    read_arrays,
-    score_arrays,
-    score_to_pretty_midi,
 )
 
 __all__ = [
@@ -526,7 +526,7 @@ class Tokenizer:
     # -- decoding --------------------------------------------------------------------------
 
     def grammar(self) -> Grammar:
-        """The token grammar (`musegen.grammar.Grammar`) of this vocabulary (shared)."""
+        """The token grammar (`musegen.tokens.grammar.Grammar`) of this vocabulary (shared)."""
         if self._grammar is None:
             self._grammar = Grammar(self)
         return self._grammar

@@ -23,7 +23,7 @@ import numpy as np
 from musegen.errors import TokenError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from musegen.tokenizer import Tokenizer
+    from musegen.tokens.tokenizer import Tokenizer
 
 
 class Phase(IntEnum):
