@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from musegen.errors import DataError, MidiError
 from musegen.midi import Score, read_score
+from musegen.tokens.infill import MAX_GAP_BARS, arrange, split_bars
 
 FOLK_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "miscFolk")
 SPLITS = ("train", "validation", "test")
@@ -379,17 +380,61 @@ class Transposer:
         return out
 
 
+class InfillMix:
+    """Turns a share of training windows into fill-in-the-middle examples.
+
+    Each such window holds one arranged example (`musegen.tokens.infill`): consecutive bars
+    of one tune (the whole tune when it fits), a gap of 1 to ``max_gap`` bars at a random
+    place inside them, and after it the plain stream from a random place to fill the window.
+    """
+
+    def __init__(self, tokenizer, rate: float, form: str, max_gap: int = MAX_GAP_BARS):
+        if not 0.0 <= rate <= 1.0:
+            raise DataError(f"the infilling rate must be between 0 and 1 (got {rate})")
+        self.tok = tokenizer
+        self.rate = rate
+        self.form = form
+        self.max_gap = max_gap
+
+    def window(self, arrays: TokenArrays, length: int, rng: np.random.Generator) -> np.ndarray:
+        """One window (length + 1,) int64 holding an infilling example, or None if the tune
+        drawn has a bar too long for the window."""
+        stream = arrays.ids
+        where = int(rng.integers(0, len(stream)))
+        tune = int(np.searchsorted(arrays.offsets, where, side="right")) - 1
+        bars = split_bars(self.tok, arrays.tune(tune))
+        sizes = np.array([len(b) for b in bars.bars])
+        room = length + 1 - 8 - self.max_gap  # BOS, SEP, EOS, metres and FILLs
+        # the first bar: any bar from which the rest of the tune still fills the window
+        tail = np.cumsum(sizes[::-1])[::-1]  # tokens from bar i to the end
+        first = int(rng.integers(0, max(1, int((tail >= room).sum()))))
+        last = first + int(np.searchsorted(np.cumsum(sizes[first:]), room, side="right"))
+        if last <= first:
+            return None
+        part = bars.slice(first, last)
+        gap = int(rng.integers(1, min(self.max_gap, len(part)) + 1))
+        start = int(rng.integers(0, len(part) - gap + 1))
+        seq = arrange(self.tok, part, start, start + gap, self.form).training_sequence(
+            self.tok.eos_id
+        )
+        rest = length + 1 - len(seq)
+        at = int(rng.integers(0, len(stream) - rest + 1))
+        return np.concatenate([np.asarray(seq, np.int64), np.asarray(stream[at : at + rest])])
+
+
 def training_windows(
     arrays: TokenArrays,
     length: int,
     batch: int,
     rng: np.random.Generator,
     transposer: Transposer | None = None,
+    infill: InfillMix | None = None,
 ) -> Iterator[np.ndarray]:
     """Endless batches (batch, length + 1) of windows cut from the packed stream.
 
     A window starts at a random token of the stream and may cross from one tune into the
-    next (packing, as every tune is framed by BOS ... EOS). Deterministic given ``rng``.
+    next (packing, as every tune is framed by BOS ... EOS). With ``infill``, each window is an
+    infilling example instead with probability ``infill.rate``. Deterministic given ``rng``.
     """
     stream = arrays.ids
     if len(stream) < length + 1:
@@ -398,6 +443,11 @@ def training_windows(
     while True:
         starts = rng.integers(0, high + 1, size=batch)
         rows = [np.asarray(stream[s : s + length + 1], dtype=np.int64) for s in starts]
+        if infill is not None and infill.rate > 0:
+            for i in np.flatnonzero(rng.random(batch) < infill.rate):
+                example = infill.window(arrays, length, rng)
+                if example is not None:
+                    rows[i] = example
         if transposer is not None:
             rows = [transposer(r, rng) for r in rows]
         yield np.stack(rows)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from musegen.errors import ConfigError
 
 if TYPE_CHECKING:
-    from musegen.theory import Key
+    from musegen.generate.theory import Key
 
 ARCHITECTURES: tuple[str, ...] = ("lstm", "transformer", "mamba")
 DEFAULT_MODEL = "mamba"  # what load(), the CLI and the demo use unless told otherwise
@@ -23,6 +23,9 @@ DEFAULT_QUANTIZE = "auto"  # how played-in timing is read (musegen.quantize.MODE
 MAX_BARS = 256
 MAX_VARIATIONS = 16
 MAX_SEED = 2**63 - 1
+INFILL_FORMS = ("psm", "spm")  # how an infilling example is arranged (musegen.tokens.infill)
+MAX_GAP_BARS = 16  # the longest gap infilling writes (and its training examples hold)
+BRIDGE_BARS = 4  # bars a bridge writes between two clips unless told otherwise
 # Batch-1 generation runs small kernels: one thread is as fast as two on a quiet 2-core CPU,
 # and stays as fast when another process keeps a core busy, where two threads wait on each
 # other (measured: 0.3-0.5 s either way quiet; 2.0-2.9x slower with two threads and a busy core).
@@ -55,6 +58,15 @@ def check_variations(n: object) -> None:
     if not _whole(n) or not 1 <= n <= MAX_VARIATIONS:
         raise ConfigError(
             f"variations must be a whole number from 1 to {MAX_VARIATIONS} (got {n!r})"
+        )
+
+
+def check_gap_bars(bars: object) -> None:
+    """The number of bars infilling writes at once (a bridge's ``bars``)."""
+    if not _whole(bars) or not 1 <= bars <= MAX_GAP_BARS:
+        raise ConfigError(
+            f"bars must be a whole number from 1 to {MAX_GAP_BARS}: infilling writes at most "
+            f"{MAX_GAP_BARS} bars at a time (got {bars!r})"
         )
 
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from musegen import checkpoint as ckpt
-from musegen.data import Transposer, tokenize_split, training_windows
+from musegen.data import InfillMix, Transposer, tokenize_split, training_windows
 from musegen.errors import ConfigError, MuseGenError
 from musegen.evaluate import evaluate_model
 from musegen.models import build, count_parameters
@@ -193,8 +193,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                 f"{init_config['arch']}"
             )
         model.train()
+        if cfg.infill_rate > 0 and not tokenizer.infill:
+            raise ConfigError(
+                f"--init {cfg.init} has no infilling tokens; fine-tune it with --infill-rate 0, "
+                "or train from scratch to learn infilling"
+            )
     else:
-        tokenizer = Tokenizer()
+        tokenizer = Tokenizer(infill=cfg.infill_rate > 0)
         model = build(cfg.arch, tokenizer.vocab_size, cfg.preset, **cfg.overrides)
     model.to(device)
     params = count_parameters(model)
@@ -244,7 +249,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
 
     lo, hi = int(tokenizer.pitch_ids[0]), int(tokenizer.pitch_ids[-1])
     transposer = Transposer(lo, hi, cfg.max_shift) if cfg.max_shift else None
-    windows = training_windows(train_arrays, cfg.seq_len, cfg.batch_size, rng, transposer)
+    mix = InfillMix(tokenizer, cfg.infill_rate, cfg.infill_form) if cfg.infill_rate else None
+    windows = training_windows(train_arrays, cfg.seq_len, cfg.batch_size, rng, transposer, mix)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from musegen.errors import ConfigError
-from musegen.options import ARCHITECTURES
+from musegen.options import ARCHITECTURES, INFILL_FORMS
 
 
 @dataclass
@@ -26,6 +26,8 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     max_shift: int = 6  # transposition augmentation, semitones each way
+    infill_rate: float = 0.0  # share of training windows that are infilling examples
+    infill_form: str = "psm"  # how they are arranged: "psm" or "spm" (musegen.tokens.infill)
     eval_every: int = 250
     eval_tunes: int = 250  # validation tunes scored at each evaluation (spread over the split)
     patience: int = 8  # early stop after this many evaluations without improvement
@@ -40,6 +42,10 @@ class TrainConfig:
         for name in ("tokens", "batch_size", "seq_len", "eval_every", "eval_tunes", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0.0 <= self.infill_rate <= 1.0:
+            raise ConfigError("--infill-rate must be between 0 and 1 (e.g. 0.5)")
+        if self.infill_form not in INFILL_FORMS:
+            raise ConfigError(f"--infill-form must be one of {', '.join(INFILL_FORMS)}")
         if not 0 < self.lr < 1:
             raise ConfigError("--lr must be between 0 and 1 (e.g. 1.5e-3)")
 

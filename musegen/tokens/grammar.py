@@ -65,9 +65,23 @@ class GrammarState(NamedTuple):
         return self.bar_start + max(self.position, 0)
 
 
-# family codes, shared with the tokenizer
-PAD, BOS, EOS, BAR, TIMESIG, TEMPO, POS, PITCH, VEL, DUR = range(10)
-FAMILY_NAMES = ("PAD", "BOS", "EOS", "BAR", "TIMESIG", "TEMPO", "POS", "PITCH", "VEL", "DUR")
+# family codes, shared with the tokenizer; FILL and SEP only arrange infilling examples
+# (`musegen.tokens.infill`) and never occur in a plain sequence, so the grammar never allows them
+PAD, BOS, EOS, BAR, TIMESIG, TEMPO, POS, PITCH, VEL, DUR, FILL, SEP = range(12)
+FAMILY_NAMES = (
+    "PAD",
+    "BOS",
+    "EOS",
+    "BAR",
+    "TIMESIG",
+    "TEMPO",
+    "POS",
+    "PITCH",
+    "VEL",
+    "DUR",
+    "FILL",
+    "SEP",
+)
 
 _CONSTANT_PHASES = (Phase.START, Phase.BOS, Phase.POS, Phase.PITCH, Phase.VEL, Phase.END)
 _CACHE_LIMIT = 1 << 16

@@ -11,6 +11,8 @@ Token families (see TOKENS in the README for the full spec and a worked example)
     PITCH_p                 MIDI pitch
     VEL_v                   optional (use_velocity): velocity bin
     DUR_d                   duration in grid ticks
+    FILL SEP                optional (infill): a placeholder per bar of a gap, and the separator
+                            after which the gap's bars are written (`musegen.tokens.infill`)
 
 Everything musical is decided here, once: the grid, the metre map and where bars fall, the
 duration ladder, the bins. `Tokenizer.quantize` applies exactly what encoding loses, so that
@@ -49,9 +51,11 @@ from musegen.tokens.grammar import (
     DUR,
     EOS,
     FAMILY_NAMES,
+    FILL,
     PAD,
     PITCH,
     POS,
+    SEP,
     TEMPO,
     TIMESIG,
     VEL,
@@ -134,6 +138,8 @@ class Tokenizer:
         pitch_range: lowest and highest MIDI pitch with a token; notes outside are dropped.
         time_signatures: the metres with a token (must include 4/4); others are mapped, see
             `map_time_signature`.
+        infill: add the FILL and SEP tokens (last in the vocabulary, so the other ids are
+            those of the same tokenizer without them) for bar-level infilling.
         durations: duration values in grid ticks (default `default_durations`); a note's
             duration becomes the nearest one (a tie goes to the longer; longer notes clip).
     """
@@ -149,6 +155,7 @@ class Tokenizer:
         durations: Sequence[int] | None = None,
         velocities: Sequence[int] | None = None,
         tempos: Sequence[int] | None = None,
+        infill: bool = False,
     ) -> None:
         tpq = ticks_per_quarter
         if isinstance(tpq, bool) or not isinstance(tpq, int) or not 2 <= tpq <= 480 or tpq % 2:
@@ -177,6 +184,7 @@ class Tokenizer:
         self.ticks_per_quarter = tpq
         self.use_velocity = bool(use_velocity)
         self.use_tempo = bool(use_tempo)
+        self.infill = bool(infill)
         self.pitch_range = (lo, hi)
         self.time_signatures: list[tuple[int, int]] = tss
         self.durations: list[int] = durs
@@ -214,6 +222,11 @@ class Tokenizer:
             else np.zeros(0, np.int64)
         )
         self.dur_ids = add(DUR, ((f"DUR_{d}", i) for i, d in enumerate(durs)))
+        if self.infill:
+            self.fill_id = int(add(FILL, [("FILL", 0)])[0])
+            self.sep_id = int(add(SEP, [("SEP", 0)])[0])
+        else:
+            self.fill_id = self.sep_id = -1
         self._vocab = names
         self._family_list = family
         self._value_list = value
@@ -255,7 +268,7 @@ class Tokenizer:
 
     def ids_of(self, family: str) -> np.ndarray:
         """Ids of one family ("PAD", "BOS", "EOS", "BAR", "TIMESIG", "TEMPO", "POS", "PITCH",
-        "VEL", "DUR"), in value order (``ids_of("POS")[k]`` is POS_k)."""
+        "VEL", "DUR", "FILL", "SEP"), in value order (``ids_of("POS")[k]`` is POS_k)."""
         try:
             code = FAMILY_NAMES.index(family.upper())
         except ValueError:
@@ -588,6 +601,7 @@ class Tokenizer:
             "durations": list(self.durations),
             "velocities": list(self.velocities),
             "tempos": list(self.tempos),
+            **({"infill": True} if self.infill else {}),
             "vocab_size": self.vocab_size,
         }
 
@@ -610,6 +624,7 @@ class Tokenizer:
                 durations=d["durations"],
                 velocities=d["velocities"],
                 tempos=d["tempos"],
+                infill=bool(d.get("infill", False)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"malformed tokenizer config: {e!r}") from None
@@ -646,5 +661,5 @@ class Tokenizer:
         return (
             f"Tokenizer(ticks_per_quarter={self.ticks_per_quarter}, "
             f"use_velocity={self.use_velocity}, use_tempo={self.use_tempo}, "
-            f"pitch_range={self.pitch_range}, vocab_size={self.vocab_size})"
+            f"infill={self.infill}, pitch_range={self.pitch_range}, vocab_size={self.vocab_size})"
         )
