@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import musegen
-from musegen.live import open_output, output_names, play
+from musegen.generate.live import open_output, output_names, play
 
 
 def stream(primer: str, port, *, model: str = "mamba", bars: int = 8, seed: int | None = None):

@@ -38,13 +38,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from musegen.generate import MuseGen, load
+    from musegen.generate.muse import MuseGen, load
     from musegen.tokens.tokenizer import Tokenizer
 
 
 def __getattr__(name: str) -> Any:
     if name in ("load", "MuseGen"):
-        from musegen import generate
+        from musegen.generate import muse as generate
 
         return getattr(generate, name)
     if name == "Tokenizer":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -30,12 +31,12 @@ from typing import Any
 
 from musegen.checkpoint import examples_dir
 from musegen.errors import ConfigError, MuseGenError
-from musegen.generate import MuseGen, load
+from musegen.generate.muse import MuseGen, load
+from musegen.generate.theory import MODES, NOTE_NAMES
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
 from musegen.options import ARCHITECTURES, DEFAULT_MODEL, DEFAULT_QUANTIZE, Sampling, draw_seed
 from musegen.quantize import MODES as QUANTIZE_MODES
 from musegen.render import piano_roll, write_wav
-from musegen.theory import MODES, NOTE_NAMES
 
 MAX_VARIATIONS = 4  # result slots on the page
 MAX_BARS = 32
@@ -82,24 +83,39 @@ class Studio:
     """The demo's engine: shipped models loaded once, files rendered into one scratch folder."""
 
     def __init__(
-        self, scratch: str | Path | None = None, device: str = "cpu", threads: int | None = None
+        self,
+        scratch: str | Path | None = None,
+        device: str = "cpu",
+        threads: int | None = None,
+        checkpoints: dict[str, str | Path] | None = None,
     ) -> None:
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="musegen-demo-"))
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.threads = threads  # see musegen.load
+        # the shipped models, then the user's own checkpoints by name
+        self.sources: dict[str, str | Path] = {name: name for name in ARCHITECTURES}
+        self.sources |= checkpoints or {}
         self._models: dict[str, MuseGen] = {}
         self._lock = threading.Lock()
 
+    @property
+    def names(self) -> list[str]:
+        """The models the page offers."""
+        return list(self.sources)
+
     def model(self, name: str) -> MuseGen:
-        """The shipped model ``name``, loaded on first use and kept."""
-        if name not in ARCHITECTURES:
-            raise ConfigError(f"model must be one of {', '.join(ARCHITECTURES)} (got {name!r})")
+        """The model ``name`` (shipped, or a checkpoint given to the studio), loaded on first
+        use and kept."""
+        if name not in self.sources:
+            raise ConfigError(f"model must be one of {', '.join(self.sources)} (got {name!r})")
         if name in self._models:
             return self._models[name]
         with self._lock:
             if name not in self._models:
-                self._models[name] = load(name, device=self.device, threads=self.threads)
+                self._models[name] = load(
+                    self.sources[name], device=self.device, threads=self.threads
+                )
             return self._models[name]
 
     def close(self) -> None:
@@ -162,15 +178,12 @@ class Studio:
         """Continue ``midi_path`` (None: compose from scratch); returns the rendered
         variations and a one-line summary with the time taken (and the seed, drawn at random
         when ``seed`` is None, so that a result can be made again)."""
-        if not isinstance(variations, int) or not 1 <= variations <= MAX_VARIATIONS:
-            raise ConfigError(f"variations must be 1-{MAX_VARIATIONS} (got {variations})")
+        _check_variations(variations)
         if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
             raise ConfigError(f"bars must be 1-{MAX_BARS} in the demo (got {bars})")
         seed = draw_seed(seed)
         m = self.model(model)
-        key_arg: str | None = None if key in (None, "", "none") else key
-        if key_arg == "auto" and midi_path is None:
-            key_arg = None
+        key_arg = _key_arg(key, midi_path is not None)
         t0 = time.perf_counter()
         primer = m.prepare(
             midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
@@ -182,7 +195,7 @@ class Studio:
             seed=seed,
             key=key_arg,
             temperature=temperature,
-            top_p=top_p if top_p is not None and top_p < 1.0 else None,
+            top_p=_top_p(top_p),
         )
         pms = [m.to_midi(primer, r) for r in rows]
         seconds = time.perf_counter() - t0
@@ -197,11 +210,92 @@ class Studio:
             f"{variations} x {bars} bars with {model} in {seconds * 1000:.0f} ms "
             f"(seed {seed}; {notes} notes in all, primer included)"
         )
-        if key_arg is not None and key_arg.strip().lower() == "auto":
-            summary += f"; key {m.key_of(primer)} (detected)"
-        if primer.quantized:
-            summary += f"; played-in timing read on a {primer.quantized} grid, your notes kept"
-        return results, summary
+        return results, summary + _reading(m, primer, key_arg)
+
+    def infill(
+        self,
+        midi_path: str | None,
+        first_bar: int,
+        last_bar: int,
+        *,
+        track: str | int | None = None,
+        model: str = DEFAULT_MODEL,
+        temperature: float = Sampling.temperature,
+        top_p: float | None = Sampling.top_p,
+        key: str = DEFAULT_KEY,
+        variations: int = 1,
+        seed: int | None = None,
+        quantize: str = DEFAULT_QUANTIZE,
+    ) -> tuple[list[Rendered], str]:
+        """Regenerate bars ``first_bar``-``last_bar`` (1-based, included) of ``midi_path``;
+        returns the rendered variations (the new bars shaded in the piano roll) and a
+        one-line summary, as `continue_midi`."""
+        if midi_path is None:
+            raise ConfigError("upload a MIDI clip first: regenerating bars needs a clip")
+        _check_variations(variations)
+        seed = draw_seed(seed)
+        m = self.model(model)
+        key_arg = _key_arg(key, True)
+        t0 = time.perf_counter()
+        primer = m.prepare(
+            midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
+        )
+        gap = m.plan_infill(primer, first_bar, last_bar)
+        rows = m.infill_ids(
+            primer,
+            gap,
+            n=variations,
+            seed=seed,
+            key=key_arg,
+            temperature=temperature,
+            top_p=_top_p(top_p),
+        )
+        pms = [m.infill_to_midi(primer, gap, r) for r in rows]
+        seconds = time.perf_counter() - t0
+        span = (
+            float(primer.grid.ticks_to_seconds(gap.start)),
+            float(primer.grid.ticks_to_seconds(gap.end)),
+        )
+        stem = f"{_stem(midi_path)}_bars{first_bar}-{last_bar}_{model}"
+        results = [
+            self._render(
+                pm,
+                span,
+                f"{model} - bars {first_bar}-{last_bar}, variation {i + 1}",
+                f"{stem}_{i + 1}",
+            )
+            for i, pm in enumerate(pms)
+        ]
+        summary = (
+            f"{variations} x bars {first_bar}-{last_bar} regenerated with {model} in "
+            f"{seconds * 1000:.0f} ms (seed {seed}; everything outside them is yours, unchanged)"
+        )
+        return results, summary + _reading(m, primer, key_arg)
+
+
+def _check_variations(variations: int) -> None:
+    if not isinstance(variations, int) or not 1 <= variations <= MAX_VARIATIONS:
+        raise ConfigError(f"variations must be 1-{MAX_VARIATIONS} (got {variations})")
+
+
+def _key_arg(key: str | None, has_clip: bool) -> str | None:
+    """The menu's key as the library takes it: "none" is None; "auto" needs a clip."""
+    key_arg = None if key in (None, "", "none") else key
+    return None if key_arg == "auto" and not has_clip else key_arg
+
+
+def _top_p(top_p: float | None) -> float | None:
+    return top_p if top_p is not None and top_p < 1.0 else None
+
+
+def _reading(m: MuseGen, primer, key_arg: str | None) -> str:
+    """What the summary adds about how the clip was read (detected key, played-in grid)."""
+    extra = ""
+    if key_arg is not None and key_arg.strip().lower() == "auto":
+        extra += f"; key {m.key_of(primer)} (detected)"
+    if primer.quantized:
+        extra += f"; played-in timing read on a {primer.quantized} grid, your notes kept"
+    return extra
 
 
 # ------------------------------------------------------------------ the page
@@ -230,6 +324,25 @@ def shown_errors(handler: Callable) -> Callable:
             ) from None
 
     return wrapper
+
+
+def _slots(results: list[Rendered]) -> list[Any]:
+    """MIDI, audio and piano roll of each result slot (None for the unused ones)."""
+    outputs: list[Any] = []
+    for i in range(MAX_VARIATIONS):
+        r = results[i] if i < len(results) else None
+        outputs += [r.midi, r.audio, r.roll] if r else [None, None, None]
+    return outputs
+
+
+def _whole_bar(value: Any, label: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number.is_integer():
+        raise ConfigError(f"{label} must be a bar number (1, 2, ...), got {value!r}")
+    return int(number)
 
 
 def build_app(studio: Studio | None = None):
@@ -283,11 +396,35 @@ def build_app(studio: Studio | None = None):
             seed=None if seed is None or int(seed) == NEW_SEED else int(seed),
             quantize=quantize,
         )
-        outputs: list[Any] = []
-        for i in range(MAX_VARIATIONS):
-            r = results[i] if i < len(results) else None
-            outputs += [r.midi, r.audio, r.roll] if r else [None, None, None]
-        return [*outputs, summary]
+        return [*_slots(results), summary]
+
+    def on_infill(
+        midi_path,
+        track,
+        model,
+        first_bar,
+        last_bar,
+        temperature,
+        top_p,
+        key,
+        variations,
+        seed,
+        quantize=DEFAULT_QUANTIZE,
+    ):
+        results, summary = studio.infill(
+            midi_path,
+            _whole_bar(first_bar, "from bar"),
+            _whole_bar(last_bar, "to bar"),
+            track=track,
+            model=model,
+            temperature=float(temperature),
+            top_p=float(top_p),
+            key=key,
+            variations=int(variations),
+            seed=None if seed is None or int(seed) == NEW_SEED else int(seed),
+            quantize=quantize,
+        )
+        return [*_slots(results), summary]
 
     def show_slots(variations):
         n = int(variations)
@@ -313,7 +450,7 @@ def build_app(studio: Studio | None = None):
                 track = gr.Dropdown(
                     [ALL_TRACKS], value=ALL_TRACKS, label="Track", allow_custom_value=True
                 )
-                model = gr.Radio(list(ARCHITECTURES), value=DEFAULT_MODEL, label="Model")
+                model = gr.Radio(studio.names, value=DEFAULT_MODEL, label="Model")
                 bars = gr.Slider(1, MAX_BARS, value=8, step=1, label="Bars to add")
                 with gr.Accordion("More options", open=False):
                     temperature = gr.Slider(
@@ -339,6 +476,20 @@ def build_app(studio: Studio | None = None):
                         label=f"Seed ({NEW_SEED}: a new one each press; the summary shows it)",
                     )
                 go = gr.Button("Continue", variant="primary", elem_id="continue")
+                with gr.Accordion("Regenerate bars inside the clip", open=False):
+                    gr.Markdown(
+                        "New bars in place of the ones chosen, leading into the bar after "
+                        "them; the rest of the clip stays as it is. Needs a model trained "
+                        "with infilling."
+                    )
+                    with gr.Row():
+                        first_bar = gr.Number(
+                            value=1, precision=0, minimum=1, label="From bar", elem_id="from-bar"
+                        )
+                        last_bar = gr.Number(
+                            value=2, precision=0, minimum=1, label="To bar", elem_id="to-bar"
+                        )
+                    regenerate = gr.Button("Regenerate bars", elem_id="infill")
             with gr.Column(scale=2):
                 status = gr.Markdown("", elem_id="status")
                 slots, outputs = [], []
@@ -386,6 +537,27 @@ def build_app(studio: Studio | None = None):
             api_description="Continue a MIDI melody: returns, per variation slot, the MIDI "
             "file, the audio and the piano roll (None for unused slots), then a summary.",
         ).success(show_slots, [variations], slots, api_visibility="private")
+        regenerate.click(
+            shown_errors(on_infill),
+            [
+                midi_in,
+                track,
+                model,
+                first_bar,
+                last_bar,
+                temperature,
+                top_p,
+                key,
+                variations,
+                seed,
+                quantize,
+            ],
+            [*outputs, status],
+            api_name="infill",
+            **work,
+            api_description="Regenerate bars FROM-TO (numbered from 1, both included) of a "
+            "MIDI clip: outputs as /continue; the notes outside the bars are kept unchanged.",
+        ).success(show_slots, [variations], slots, api_visibility="private")
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     return app
 
@@ -398,19 +570,21 @@ def launch(
     studio: Studio | None = None,
     announce: Callable[[str], None] | None = None,
     threads: int | None = None,
+    checkpoints: dict[str, str | Path] | None = None,
 ):
     """Start the demo on ``host:port``; with ``block=False`` return the running app.
 
     ``announce`` is called with the page's address once the server is up (the CLI prints
     it). Gradio's own start-up lines (among them a ``share=True`` hint a CLI user cannot act
-    on) are silenced. ``threads`` as in `musegen.load`, for a new studio."""
+    on) are silenced. ``threads`` as in `musegen.load` and ``checkpoints`` (name -> checkpoint
+    dir, offered beside the shipped models) as in `Studio`, for a new studio."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio as gr
     except ImportError as e:
         raise ConfigError("the web demo needs gradio: pip install 'musegen[demo]'") from e
 
-    studio = studio or Studio(threads=threads)
+    studio = studio or Studio(threads=threads, checkpoints=checkpoints)
     studio.model(DEFAULT_MODEL)  # the first click should not wait for loading
     app = build_app(studio)
     theme = gr.themes.Soft(

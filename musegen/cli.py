@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from musegen.errors import ConfigError, MuseGenError
-from musegen.options import draw_seed
+from musegen.options import BRIDGE_BARS, INFILL_FORMS, MAX_GAP_BARS, draw_seed
 
 USER_ERROR = 2
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -57,29 +57,15 @@ def _defaults(cls) -> dict:
 # ------------------------------------------------------------------ subcommands
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    import time
-
-    from musegen.generate import load
-
-    started = time.perf_counter()
-    out = Path(args.output)
+def _output_path(output: str) -> Path:
+    out = Path(output)
     if out.suffix.lower() not in MIDI_SUFFIXES:
-        raise ConfigError(f"-o {args.output}: musegen writes MIDI; give a name ending in .mid")
-    model = load(args.model, threads=args.threads)
-    seed = draw_seed(args.seed)
-    options = dict(
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        min_p=args.min_p,
-        seed=seed,
-        key=args.key,
-        pitch_range=args.pitch_range,
-    )
-    primer = model.prepare(args.input, track=args.track, quantize=args.quantize)
-    rows = model.generate_ids(primer, n=args.variations, bars=args.bars, **options)
-    outs = [model.to_midi(primer, r, continuation_only=args.continuation_only) for r in rows]
+        raise ConfigError(f"-o {output}: musegen writes MIDI; give a name ending in .mid")
+    return out
+
+
+def _write(outs: list, out: Path) -> str:
+    """Write one file, or OUT_1.mid, OUT_2.mid ... for several; the names written."""
     paths = (
         [out]
         if len(outs) == 1
@@ -90,13 +76,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
             pm.write(str(path))
         except OSError as e:
             raise MuseGenError(f"cannot write {path}: {e.strerror or e}") from None
-    took = time.perf_counter() - started
-    names = ", ".join(str(p) for p in paths)
-    bars = f"{args.bars} bar" + ("s" if args.bars != 1 else "")
-    print(f"wrote {names} ({bars}, {model.name}, seed {seed}, {took:.2f} s)")
-    if str(args.key).strip().lower() == "auto" and args.input is not None:
+    return ", ".join(str(p) for p in paths)
+
+
+def _sampling(args: argparse.Namespace, seed: int) -> dict:
+    return dict(
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        seed=seed,
+        key=args.key,
+        pitch_range=args.pitch_range,
+    )
+
+
+def _report_reading(model, primer, args: argparse.Namespace) -> None:
+    """Say what was detected in the clip: key, tracks read, played-in timing."""
+    if str(args.key).strip().lower() == "auto":
         print(f"key: {model.key_of(primer)} (detected in the primer; --key auto keeps it)")
-    if args.input is not None and len(primer.grid.tracks) > 1:
+    if len(primer.grid.tracks) > 1:
         names = ", ".join(t.name or "untitled" for t in primer.grid.tracks)
         print(f"read {len(primer.grid.tracks)} tracks as one part: {names} (--track N picks one)")
     if primer.quantized:
@@ -104,12 +103,98 @@ def cmd_generate(args: argparse.Namespace) -> int:
             f"played-in timing: the model read it on a {primer.quantized} grid "
             "(your notes are kept as played)"
         )
+
+
+def _bars(n: int) -> str:
+    return f"{n} bar" + ("s" if n != 1 else "")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from musegen.generate.muse import load
+
+    started = time.perf_counter()
+    out = _output_path(args.output)
+    model = load(args.model, threads=args.threads)
+    seed = draw_seed(args.seed)
+    primer = model.prepare(args.input, track=args.track, quantize=args.quantize)
+    rows = model.generate_ids(primer, n=args.variations, bars=args.bars, **_sampling(args, seed))
+    outs = [model.to_midi(primer, r, continuation_only=args.continuation_only) for r in rows]
+    names = _write(outs, out)
+    took = time.perf_counter() - started
+    print(f"wrote {names} ({_bars(args.bars)}, {model.name}, seed {seed}, {took:.2f} s)")
+    if args.input is not None:
+        _report_reading(model, primer, args)
+    return 0
+
+
+def _bar_range(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(x) for x in text.split("-")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(
+            f"use FIRST-LAST bar numbers from 1, both included, e.g. 5-8 (got {text!r})"
+        )
+    return parts[0], parts[1]
+
+
+def cmd_infill(args: argparse.Namespace) -> int:
+    import time
+
+    from musegen.generate.muse import load
+
+    started = time.perf_counter()
+    out = _output_path(args.output)
+    model = load(args.model, threads=args.threads)
+    seed = draw_seed(args.seed)
+    first, last = args.bars
+    primer = model.prepare(args.input, track=args.track, quantize=args.quantize)
+    gap = model.plan_infill(primer, first, last)
+    rows = model.infill_ids(primer, gap, n=args.variations, **_sampling(args, seed))
+    names = _write([model.infill_to_midi(primer, gap, r) for r in rows], out)
+    took = time.perf_counter() - started
+    print(
+        f"wrote {names} (bars {first}-{last} regenerated, {model.name}, seed {seed}, {took:.2f} s)"
+    )
+    _report_reading(model, primer, args)
+    return 0
+
+
+def cmd_bridge(args: argparse.Namespace) -> int:
+    import time
+
+    from musegen.generate.muse import load
+
+    started = time.perf_counter()
+    out = _output_path(args.output)
+    model = load(args.model, threads=args.threads)
+    seed = draw_seed(args.seed)
+    outs = model.bridge(
+        args.first,
+        args.second,
+        args.bars,
+        n=args.variations,
+        track=args.track,
+        quantize=args.quantize,
+        **_sampling(args, seed),
+    )
+    names = _write(outs, out)
+    took = time.perf_counter() - started
+    print(
+        f"wrote {names} ({args.first}, {_bars(args.bars)} of bridge, {args.second}; "
+        f"{model.name}, seed {seed}, {took:.2f} s)"
+    )
     return 0
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from musegen import live
-    from musegen.generate import load
+    from musegen.generate import live
+    from musegen.generate.muse import load
 
     model = load(args.model, threads=args.threads)
     seed = draw_seed(args.seed)
@@ -133,7 +218,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_ports(args: argparse.Namespace) -> int:
-    from musegen import live
+    from musegen.generate import live
 
     names = live.output_names()
     print("\n".join(names) if names else "no MIDI output ports")
@@ -231,7 +316,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.music and args.model != "ngram":
         from musegen.data import tokenize_split
         from musegen.evaluate import music_statistics
-        from musegen.generate import load
+        from musegen.generate.muse import load
 
         generator = load(args.model, threads=0)  # batch generation: keep torch's threads
         arrays = tokenize_split(args.data, split, generator.tokenizer, progress=False)
@@ -280,10 +365,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be 1-65535 (got {args.port})")
+    checkpoints = {}
+    for folder in args.checkpoint or []:
+        name = Path(folder).resolve().name
+        if name in checkpoints or name in ("lstm", "transformer", "mamba"):
+            raise ConfigError(f"--checkpoint {folder}: a model named {name!r} is already there")
+        checkpoints[name] = folder
     launch(
         args.host,
         args.port,
         threads=args.threads,
+        checkpoints=checkpoints,
         announce=lambda url: print(f"musegen demo: {url}  (Ctrl+C stops it)", file=sys.stderr),
     )
     return 0
@@ -308,6 +400,45 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ the parser
+
+
+def _add_sampling(p: argparse.ArgumentParser, g: dict) -> None:
+    """The sampling options of generate, infill and bridge."""
+    p.add_argument("--variations", type=int, default=1, help="how many results")
+    p.add_argument("--temperature", type=float, default=g["temperature"], help=TEMPERATURE_HELP)
+    p.add_argument("--top-k", type=int, default=g["top_k"], help="0 or unset: off")
+    p.add_argument("--top-p", type=float, default=g["top_p"], help="1: off")
+    p.add_argument("--min-p", type=float, default=g["min_p"], help="0 or unset: off")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=g["seed"],
+        help="same seed, same notes (unset: a new one, printed)",
+    )
+    p.add_argument("--key", default=g["key"], help=KEY_HELP)
+    p.add_argument(
+        "--pitch-range", type=_pitch_range, default=g["pitch_range"], help="LOW-HIGH MIDI pitches"
+    )
+
+
+def _add_model_options(
+    p: argparse.ArgumentParser, g: dict, default_model: str, default_quantize: str
+) -> None:
+    """--model, the sampling options, --track, --quantize, --threads (infill and bridge)."""
+    p.add_argument(
+        "--model",
+        default=default_model,
+        help="lstm | transformer | mamba | checkpoint dir (trained with infilling)",
+    )
+    _add_sampling(p, g)
+    p.add_argument(
+        "--track",
+        type=int,
+        default=g["track"],
+        help="track of a multi-track file (unset: all non-drum tracks)",
+    )
+    p.add_argument("--quantize", type=_quantize_mode, default=default_quantize, help=QUANTIZE_HELP)
+    p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,21 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="lstm | transformer | mamba | checkpoint dir",
     )
     p.add_argument("--bars", type=int, default=g["bars"], help="bars to add")
-    p.add_argument("--variations", type=int, default=1, help="how many continuations")
-    p.add_argument("--temperature", type=float, default=g["temperature"], help=TEMPERATURE_HELP)
-    p.add_argument("--top-k", type=int, default=g["top_k"], help="0 or unset: off")
-    p.add_argument("--top-p", type=float, default=g["top_p"], help="1: off")
-    p.add_argument("--min-p", type=float, default=g["min_p"], help="0 or unset: off")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=g["seed"],
-        help="same seed, same notes (unset: a new one, printed)",
-    )
-    p.add_argument("--key", default=g["key"], help=KEY_HELP)
-    p.add_argument(
-        "--pitch-range", type=_pitch_range, default=g["pitch_range"], help="LOW-HIGH MIDI pitches"
-    )
+    _add_sampling(p, g)
     p.add_argument(
         "--track",
         type=int,
@@ -365,6 +482,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--continuation-only", action="store_true", help="write only the new bars")
     p.add_argument("--quantize", type=_quantize_mode, default=DEFAULT_QUANTIZE, help=QUANTIZE_HELP)
     p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
+
+    p = add("infill", cmd_infill, "regenerate bars inside a MIDI clip, leading into what follows")
+    p.add_argument("input", help="MIDI clip")
+    p.add_argument("-o", "--output", required=True, help="output .mid (OUT_1.mid... if several)")
+    p.add_argument(
+        "--bars",
+        type=_bar_range,
+        required=True,
+        help=f"FIRST-LAST bars to regenerate, numbered from 1, both included (at most "
+        f"{MAX_GAP_BARS}), e.g. 5-8",
+    )
+    _add_model_options(p, g, DEFAULT_MODEL, DEFAULT_QUANTIZE)
+
+    p = add("bridge", cmd_bridge, "write the bars that lead from one MIDI clip into another")
+    p.add_argument("first", help="MIDI clip the bridge starts from")
+    p.add_argument("second", help="MIDI clip it leads into")
+    p.add_argument("-o", "--output", required=True, help="output .mid (OUT_1.mid... if several)")
+    p.add_argument(
+        "--bars", type=int, default=BRIDGE_BARS, help=f"bars between the clips (1-{MAX_GAP_BARS})"
+    )
+    _add_model_options(p, g, DEFAULT_MODEL, DEFAULT_QUANTIZE)
 
     p = add("play", cmd_play, "play a continuation live on a MIDI output port")
     p.add_argument("input", nargs="?", default=None, help="MIDI primer (omit: from scratch)")
@@ -413,6 +551,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--patience", type=int, default=d["patience"], help="early stop, in evals")
     p.add_argument("--max-shift", type=int, default=d["max_shift"], help="transposition range")
+    p.add_argument(
+        "--infill-rate",
+        type=float,
+        default=d["infill_rate"],
+        help="share of training windows that teach infilling (0: continuation only)",
+    )
+    p.add_argument(
+        "--infill-form",
+        default=d["infill_form"],
+        choices=INFILL_FORMS,
+        help="how infilling examples are arranged (psm: prefix, suffix, gap; spm: suffix first)",
+    )
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
     p.add_argument("--init", default=None, help="fine-tune from a checkpoint name or dir")
@@ -456,6 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        help="a checkpoint dir of your own to offer beside the shipped models, named by its "
+        "folder (repeat for several)",
+    )
 
     add("models", cmd_models, "list the shipped models")
     return parser

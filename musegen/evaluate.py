@@ -187,8 +187,8 @@ def music_statistics(
     interval histogram overlap (generated vs real, pooled over tunes, 1 = identical), the
     in-key rate of both (notes in the primer's detected key), and notes per bar of both.
     """
+    from musegen.generate.theory import detect_key
     from musegen.midi import Score, midi_bytes
-    from musegen.theory import detect_key
 
     tok = generator.tokenizer
     gen_pc, real_pc, gen_iv, real_iv = [], [], [], []

@@ -113,6 +113,16 @@ def _nearest(points: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(x - points[left] <= points[right] - x, left, right)
 
 
+def snapped_onsets(score: Score, grid: Grid) -> np.ndarray:
+    """The onsets of ``score``'s notes, in its ticks and in its note order, as `snap` moves them."""
+    tpq = score.ticks_per_quarter
+    starts = np.array([n.start for n in score.notes]) / tpq  # (N,) quarter notes
+    if not len(starts):
+        return np.zeros(0, dtype=np.int64)
+    points = grid.points(max(n.end for n in score.notes) / tpq)  # (P,)
+    return np.round(points[_nearest(points, starts)] * tpq).astype(np.int64)
+
+
 def snap(score: Score, grid: Grid) -> Score:
     """``score`` with onsets on the nearest point of ``grid`` and ends on the nearest grid
     point after the new onset (so every note keeps at least one grid step)."""

@@ -156,13 +156,14 @@ def piano_roll(
     pm: pretty_midi.PrettyMIDI,
     path: str | Path,
     *,
-    split: float | None = None,
+    split: float | tuple[float, float] | None = None,
     title: str | None = None,
 ) -> None:
     """Draw ``pm`` as a piano roll PNG, read as in a DAW: the time axis in bars (numbered from
     1, beats as minor ticks), the pitch axis with note names and shaded black-key rows. Notes
     starting at or after ``split`` seconds are the continuation (orange), earlier ones the
-    primer (grey-blue)."""
+    primer (grey-blue); with ``split=(start, end)``, the notes of that span are the new ones
+    (regenerated bars) and the span is shaded."""
     fig = new_figure((10, 3.2))
     ax = fig.subplots()
     notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
@@ -172,7 +173,8 @@ def piano_roll(
         if p % 12 in BLACK_KEYS:
             ax.axhspan(p - 0.5, p + 0.5, color="#f2f2f2", lw=0, zorder=0)
     # the output's notes are timed on a finer grid than ``split``: allow a small tolerance
-    new = [split is not None and n.start >= split - 1e-4 for n in notes]
+    lo, hi = (split, math.inf) if not isinstance(split, tuple) else split
+    new = [split is not None and lo - 1e-4 <= n.start < hi - 1e-4 for n in notes]
     for colour, part in (
         (PRIMER_COLOUR, [n for n, is_new in zip(notes, new, strict=True) if not is_new]),
         (CONTINUATION_COLOUR, [n for n, is_new in zip(notes, new, strict=True) if is_new]),
@@ -187,8 +189,11 @@ def piano_roll(
     downbeats = [float(t) for t in pm.get_downbeats() if t <= end + 1e-6]
     for t in downbeats:
         ax.axvline(t, color="#bbbbbb", lw=0.6, zorder=1)
+    if isinstance(split, tuple):
+        ax.axvspan(lo, hi, color=CONTINUATION_COLOUR, alpha=0.12, lw=0, zorder=0)
     if split is not None:
-        ax.axvline(split, color=CONTINUATION_COLOUR, lw=1.2, ls="--", zorder=3)
+        for t in (lo, hi) if isinstance(split, tuple) else (lo,):
+            ax.axvline(t, color=CONTINUATION_COLOUR, lw=1.2, ls="--", zorder=3)
     ax.set_xlim(0, end)
     ax.set_ylim(low - 0.5, high + 0.5)
     every = max(1, math.ceil(len(downbeats) / MAX_BAR_LABELS))

@@ -57,6 +57,40 @@ def folk_midis(tmp_path_factory: pytest.TempPathFactory, abc2midi: Path) -> list
     return files
 
 
+INFILL_FORM_OF = {"lstm": "spm", "transformer": "psm", "mamba": "spm"}  # both forms, every arch
+
+
+@pytest.fixture(scope="session")
+def infill_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny checkpoint per architecture trained here with the infilling mix (arch -> dir)."""
+    from corpus_helpers import make_corpus
+
+    from musegen.train import TrainConfig, train
+
+    corpus = make_corpus(tmp_path_factory.mktemp("infill-corpus"))
+    out = {}
+    for arch, form in INFILL_FORM_OF.items():
+        folder = tmp_path_factory.mktemp(f"infill-{arch}")
+        cfg = TrainConfig(
+            arch,
+            str(corpus),
+            str(folder),
+            preset="tiny",
+            tokens=4 * 128 * 20,
+            batch_size=4,
+            seq_len=128,
+            lr=1e-2,
+            warmup_steps=2,
+            eval_every=10,
+            eval_tunes=4,
+            infill_rate=0.5,
+            infill_form=form,
+        )
+        train(cfg, progress=False)
+        out[arch] = folder
+    return out
+
+
 # -- hand-made MIDI bytes ---------------------------------------------------------------------
 
 

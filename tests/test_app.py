@@ -41,8 +41,10 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory) -> Studio:
-    return Studio(tmp_path_factory.mktemp("scratch"))
+def studio(tmp_path_factory, infill_checkpoints) -> Studio:
+    return Studio(
+        tmp_path_factory.mktemp("scratch"), checkpoints={"infiller": infill_checkpoints["lstm"]}
+    )
 
 
 # ------------------------------------------------------------------ the engine
@@ -67,6 +69,31 @@ def test_continue_renders_midi_audio_and_roll(studio):
     assert all(Path(p).parent.parent == studio.scratch for p in (r.midi, r.audio, r.roll))
 
 
+def test_regenerate_bars_keeps_the_rest_and_marks_the_bars(studio):
+    from musegen.midi import read_score
+
+    results, summary = studio.infill(str(JIG), 3, 4, model="infiller", seed=2, variations=2)
+    assert len(results) == 2 and "bars 3-4 regenerated with infiller" in summary
+    mine = read_score(str(JIG), ticks_per_quarter=960).notes
+    q = 960
+    bar = 3 * q  # the jig is in 6/8: a bar is three quarter notes
+    lo, hi = 2 * bar, 4 * bar
+    for r in results:
+        got = read_score(r.midi, ticks_per_quarter=960).notes
+        assert [n for n in got if not lo <= n.start < hi] == [
+            n for n in mine if not lo <= n.start < hi
+        ]
+        colours = _colours(r.roll)
+        assert _rgb(PRIMER_COLOUR) in colours and _rgb(CONTINUATION_COLOUR) in colours
+    assert Path(results[0].midi).name == "jig_in_d_bars3-4_infiller_1.mid"
+    with pytest.raises(ConfigError, match="trained without infilling"):
+        studio.infill(str(JIG), 3, 4, model="mamba")
+    with pytest.raises(ConfigError, match="upload a MIDI clip"):
+        studio.infill(None, 3, 4, model="infiller")
+    with pytest.raises(ConfigError, match="outside the clip"):
+        studio.infill(str(JIG), 3, 400, model="infiller")
+
+
 def test_variations_differ_and_seed_repeats(studio):
     rows, _ = studio.continue_midi(str(JIG), model="lstm", bars=2, variations=3, seed=5)
     notes = [
@@ -82,7 +109,7 @@ def test_variations_differ_and_seed_repeats(studio):
 def test_from_scratch_and_every_key_choice_is_accepted(studio):
     (r,), _ = studio.continue_midi(None, model="transformer", bars=2, key="none", seed=1)
     assert pretty_midi.PrettyMIDI(r.midi).get_end_time() > 0
-    from musegen.theory import parse_key
+    from musegen.generate.theory import parse_key
 
     for k in KEYS[2:]:
         parse_key(k)
@@ -210,6 +237,28 @@ def test_continue_endpoint_through_gradio_client(server):
         api_name="/continue",
     )
     assert out[3] is not None and out[6] is None and "2 x 2 bars with lstm" in out[-1]
+
+
+def test_infill_endpoint_through_gradio_client(server):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(server, verbose=False)
+    assert "/infill" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    out = client.predict(
+        handle_file(str(JIG)), model="infiller", first_bar=2, last_bar=3, seed=1, api_name="/infill"
+    )
+    midi, audio, roll, *rest, status = out
+    assert rest == [None] * 3 * (MAX_VARIATIONS - 1) and "bars 2-3 regenerated" in status
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(Path(midi).read_bytes()))
+    jig = pretty_midi.PrettyMIDI(str(JIG))
+    assert abs(pm.get_end_time() - jig.get_end_time()) < 1e-6  # same length: bars replaced
+    with pytest.raises(AppError, match="empty range"):
+        client.predict(
+            handle_file(str(JIG)), model="infiller", first_bar=5, last_bar=2, api_name="/infill"
+        )
+    with pytest.raises(AppError, match="trained without infilling"):
+        client.predict(handle_file(str(JIG)), model="lstm", api_name="/infill")
 
 
 def test_garbage_upload_gets_the_message_and_the_app_keeps_working(server, tmp_path):
@@ -352,7 +401,7 @@ def test_key_default_matches_the_command_line():
 
     from musegen.app import DEFAULT_KEY
     from musegen.cli import build_parser
-    from musegen.generate import MuseGen
+    from musegen.generate.muse import MuseGen
 
     cli_default = build_parser().parse_args(["generate", "-o", "x.mid"]).key
     assert cli_default == inspect.signature(MuseGen.continue_midi).parameters["key"].default

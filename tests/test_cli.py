@@ -63,7 +63,7 @@ def test_generate_defaults_come_from_the_library():
     import inspect
 
     import musegen
-    from musegen.generate import MuseGen
+    from musegen.generate.muse import MuseGen
 
     sig = inspect.signature(MuseGen.continue_midi).parameters
     args = build_parser().parse_args(["generate", "-o", "x.mid"])

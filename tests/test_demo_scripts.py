@@ -122,7 +122,7 @@ def test_stream_script_sends_to_a_port(folk_midis):
         def send(self, msg):
             sent.append(msg)
 
-    from musegen import live
+    from musegen.generate import live
 
     original = live.time.sleep
     live.time.sleep = lambda s: None  # do not wait in a test

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from musegen import filters
 from musegen.errors import ConfigError
-from musegen.filters import filtered, min_p, top_k, top_p
+from musegen.generate import filters
+from musegen.generate.filters import filtered, min_p, top_k, top_p
+from musegen.generate.theory import Key, detect_key, parse_key
 from musegen.options import check_sampling
-from musegen.theory import Key, detect_key, parse_key
 
 LOGITS = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.25, 0.25, 0.25, 0.25]]))
 

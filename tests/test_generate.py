@@ -14,9 +14,9 @@ import pytest
 
 import musegen
 from musegen.errors import ConfigError, MidiError
+from musegen.generate.theory import parse_key
 from musegen.midi import read_score
 from musegen.models import ARCHITECTURES
-from musegen.theory import parse_key
 
 
 @pytest.fixture(scope="module", params=ARCHITECTURES)
@@ -57,8 +57,8 @@ def reference_generate(m, context, n, constraints, sampling, seed):
     import numpy as np
     import torch
 
-    from musegen.filters import draw, filtered
-    from musegen.sample import _Row, static_mask
+    from musegen.generate.filters import draw, filtered
+    from musegen.generate.sample import _Row, static_mask
 
     tok, model = m.tokenizer, m.model
     grammar = tok.grammar()

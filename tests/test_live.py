@@ -7,7 +7,7 @@ import pytest
 
 import musegen
 from musegen.errors import ConfigError
-from musegen.live import play
+from musegen.generate.live import play
 
 
 class FakePort:

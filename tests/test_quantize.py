@@ -159,7 +159,7 @@ def test_cli_says_what_it_detected_and_the_default_matches_the_library(tmp_path,
     import inspect
 
     from musegen.cli import build_parser, main
-    from musegen.generate import MuseGen
+    from musegen.generate.muse import MuseGen
 
     cli_default = build_parser().parse_args(["generate", "-o", "x.mid"]).quantize
     assert cli_default == inspect.signature(MuseGen.prepare).parameters["quantize"].default

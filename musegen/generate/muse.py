@@ -26,23 +26,33 @@ import torch
 from musegen import checkpoint as ckpt
 from musegen.errors import ConfigError, MidiError
 from musegen.evaluate import bits_per_note, token_nll
+from musegen.generate.infill import Gap, in_gap, join, new_notes, plan_gap
+from musegen.generate.sample import generate, generate_iter
+from musegen.generate.theory import Key, detect_key, parse_key
 from musegen.midi import (
     Limits,
     Note,
     Score,
     Track,
+    midi_bytes,
     score_to_pretty_midi,
 )
 from musegen.options import (
+    BRIDGE_BARS,
     DEFAULT_MODEL,
     DEFAULT_QUANTIZE,
     Constraints,
     Sampling,
+    check_gap_bars,
     generation_threads,
 )
-from musegen.quantize import FINE_TICKS_PER_QUARTER, parse_mode, read_for_model
-from musegen.sample import generate, generate_iter
-from musegen.theory import Key, detect_key, parse_key
+from musegen.quantize import (
+    FINE_TICKS_PER_QUARTER,
+    Grid,
+    parse_mode,
+    read_for_model,
+    snapped_onsets,
+)
 from musegen.tokens.grammar import Phase
 from musegen.tokens.tokenizer import Tokenizer
 
@@ -59,6 +69,7 @@ class Primer:
     tempo: float  # quarter notes per minute at the continuation's start
     velocity: int  # the primer's median velocity, given to generated notes
     quantized: str | None = None  # the grid a played-in primer was snapped to for the model
+    snap: Grid | None = None  # that grid
 
     @property
     def start_seconds(self) -> float:
@@ -128,7 +139,7 @@ class MuseGen:
         velocity = int(statistics.median(n.velocity for n in grid.notes))
         metre = tok.time_signatures[state.timesig]
         quantized = used.name if used is not None else None
-        return Primer(grid, fine, context, start, metre, tempo, velocity, quantized)
+        return Primer(grid, fine, context, start, metre, tempo, velocity, quantized, used)
 
     def key_of(self, primer: Primer) -> Key:
         """The key ``key="auto"`` keeps: the one detected in the primer's notes."""
@@ -168,7 +179,7 @@ class MuseGen:
     ) -> list[list[int]]:
         """Token ids of ``n`` continuations of a prepared primer (each ends with EOS).
 
-        ``sampling_options``: temperature, top_k, top_p, min_p (see `musegen.sample.Sampling`).
+        ``sampling_options``: temperature, top_k, top_p, min_p (see `musegen.options.Sampling`).
         """
         constraints = self._constraints(primer, bars, key, pitch_range)
         sampling = Sampling(**sampling_options)
@@ -256,7 +267,7 @@ class MuseGen:
         Args:
             source: path, bytes, file object, PrettyMIDI or mido.MidiFile (None: from scratch).
             bars: bars to add (1-256).
-            temperature, top_k, top_p, min_p: sampling (see `musegen.filters`).
+            temperature, top_k, top_p, min_p: sampling (see `musegen.generate.filters`).
             seed: same seed and inputs give the same notes (None: random).
             key: "auto" (the primer's key), a name like "D major" / "E dorian", or None.
             track: which track of a multi-track file to continue (None: all non-drum notes).
@@ -281,6 +292,172 @@ class MuseGen:
             key=key,
             pitch_range=pitch_range,
         )[0]
+
+    # ------------------------------------------------------------------ infilling
+
+    @property
+    def infill_form(self) -> str | None:
+        """How this model was taught to infill ("psm" or "spm"), None if it was not."""
+        training = self.config.get("training", {}).get("config", {})
+        if not self.tokenizer.infill or not training.get("infill_rate"):
+            return None
+        return training.get("infill_form", "psm")
+
+    def _check_infill(self) -> str:
+        form = self.infill_form
+        if form is None:
+            raise ConfigError(
+                f"model {self.name!r} was trained without infilling, so it can only continue; "
+                "load a model trained with infilling (musegen train ... --infill-rate 0.5)"
+            )
+        return form
+
+    def plan_infill(self, primer: Primer, first_bar: int, last_bar: int) -> Gap:
+        """Where bars ``first_bar``-``last_bar`` (1-based, included) of a prepared clip are,
+        and what the model reads to write them."""
+        form = self._check_infill()
+        window = int(self.config.get("training", {}).get("config", {}).get("seq_len", 512))
+        return plan_gap(self.tokenizer, primer.grid, first_bar, last_bar, form, window)
+
+    def infill_ids(
+        self,
+        primer: Primer,
+        gap: Gap,
+        *,
+        n: int = 1,
+        seed: int | None = None,
+        key: str | Key | None = None,
+        pitch_range: tuple[int, int] | None = None,
+        **sampling_options: Any,
+    ) -> list[list[int]]:
+        """Token ids of ``n`` fillings of a planned gap (each ends with EOS)."""
+        constraints = self._constraints(primer, gap.bars, key, pitch_range)
+        return generate(
+            self.model,
+            self.tokenizer,
+            gap.context,
+            n=n,
+            constraints=constraints,
+            sampling=Sampling(**sampling_options),
+            seed=seed,
+            start=gap.state,
+        )
+
+    def infill_to_midi(self, primer: Primer, gap: Gap, ids: list[int]) -> pretty_midi.PrettyMIDI:
+        """The clip with the gap's notes replaced by the generated ones; every note outside
+        the gap is the user's own, unchanged."""
+        tok = self.tokenizer
+        fine = primer.fine
+        assert fine is not None  # infilling always has a clip
+        onsets = np.array([n.start for n in fine.notes], dtype=np.int64)
+        if primer.snap is not None:  # a played-in note belongs to the bar it is snapped into
+            onsets = snapped_onsets(fine, primer.snap)
+        replaced = in_gap(onsets, FINE_TICKS_PER_QUARTER, tok.ticks_per_quarter, gap)
+        f = FINE_TICKS_PER_QUARTER // tok.ticks_per_quarter
+        notes = [n for n, r in zip(fine.notes, replaced, strict=True) if not r]
+        notes += [
+            Note(n.start * f, n.pitch, n.duration * f, primer.velocity, 0)
+            for n in new_notes(tok, gap, ids)
+        ]
+        score = Score(
+            FINE_TICKS_PER_QUARTER, sorted(notes), fine.tracks, fine.time_signatures, fine.tempos
+        )
+        return score_to_pretty_midi(score)
+
+    def infill_variations(
+        self,
+        source: Any,
+        start_bar: int,
+        end_bar: int,
+        n: int = 4,
+        *,
+        track: int | None = None,
+        quantize: str = DEFAULT_QUANTIZE,
+        **sampling: Any,
+    ) -> list[pretty_midi.PrettyMIDI]:
+        """``n`` different fillings of bars ``start_bar``-``end_bar``, sampled in one batch.
+
+        Keyword arguments as `infill`."""
+        primer = self.prepare(source, track=track, quantize=quantize)
+        gap = self.plan_infill(primer, start_bar, end_bar)
+        rows = self.infill_ids(primer, gap, n=n, **sampling)
+        return [self.infill_to_midi(primer, gap, r) for r in rows]
+
+    def infill(
+        self,
+        source: Any,
+        start_bar: int,
+        end_bar: int,
+        *,
+        temperature: float = Sampling.temperature,
+        top_k: int | None = Sampling.top_k,
+        top_p: float | None = Sampling.top_p,
+        min_p: float | None = Sampling.min_p,
+        seed: int | None = None,
+        key: str | Key | None = None,
+        track: int | None = None,
+        pitch_range: tuple[int, int] | None = None,
+        quantize: str = DEFAULT_QUANTIZE,
+    ) -> pretty_midi.PrettyMIDI:
+        """Regenerate bars ``start_bar``-``end_bar`` of a clip, knowing what comes after them.
+
+        Bars are numbered from 1 as a DAW shows them, both ends included (at most
+        `musegen.options.MAX_GAP_BARS`). The new bars keep the clip's metre and lead into the
+        bar after the gap; every note outside the gap comes back unchanged. The model must
+        have been trained with infilling (`infill_form`). Other arguments as `continue_midi`.
+        """
+        return self.infill_variations(
+            source,
+            start_bar,
+            end_bar,
+            1,
+            track=track,
+            quantize=quantize,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            seed=seed,
+            key=key,
+            pitch_range=pitch_range,
+        )[0]
+
+    def bridge(
+        self,
+        a: Any,
+        b: Any,
+        bars: int = BRIDGE_BARS,
+        *,
+        n: int | None = None,
+        track: int | None = None,
+        quantize: str = DEFAULT_QUANTIZE,
+        **sampling: Any,
+    ) -> Any:
+        """Clip ``a``, then ``bars`` new bars that lead from it into clip ``b``, then ``b``.
+
+        ``b`` starts ``bars`` bars after the bar line that follows ``a``'s last note, in ``a``'s
+        metre; both clips' notes come back unchanged. With ``n``, a list of ``n`` variations
+        sampled in one batch; otherwise one PrettyMIDI. Other arguments as `infill`.
+        """
+        check_gap_bars(bars)
+        self._check_infill()
+        first = self.prepare(a, track=track, quantize="off")
+        second = self.prepare(b, track=track, quantize="off")
+        assert first.fine is not None and second.fine is not None
+        f = FINE_TICKS_PER_QUARTER // self.tokenizer.ticks_per_quarter
+        bar_ticks = self.tokenizer.bar_ticks(*first.metre)
+        offset = (first.start + bars * bar_ticks) * f
+        joined = midi_bytes(join(first.fine, second.fine, offset))
+        gap_bar = self.tokenizer.grammar().walk(first.context).bars
+        outs = self.infill_variations(
+            joined,
+            gap_bar,
+            gap_bar + bars - 1,
+            1 if n is None else n,
+            quantize=quantize,
+            **sampling,
+        )
+        return outs[0] if n is None else outs
 
     def stream(
         self,

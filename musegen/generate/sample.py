@@ -5,7 +5,7 @@ Every step composes masks and filters on the logits:
 1. the tokenizer's grammar (always on, so every output decodes),
 2. musical constraints: exactly ``bars`` new bars (no early end, no extra bar), the metre of
    the primer (no time-signature change), a key/scale and a pitch range on PITCH tokens,
-3. the sampling filters of `musegen.filters` (temperature, top-k, top-p, min-p).
+3. the sampling filters of `musegen.generate.filters` (temperature, top-k, top-p, min-p).
 
 Rows of a batch are independent samples (variations). A seeded ``torch.Generator`` makes the
 result reproducible.
@@ -18,8 +18,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from musegen.filters import sample_row
+from musegen.generate.filters import sample_row
 from musegen.options import Constraints, Sampling, check_seed, check_variations
+from musegen.tokens.grammar import GrammarState
 from musegen.tokens.tokenizer import Tokenizer
 
 UNIFORM_BLOCK = 64  # steps of uniform numbers drawn at once
@@ -112,18 +113,21 @@ def generate_iter(
     constraints: Constraints = Constraints(),
     sampling: Sampling = Sampling(),
     seed: int | None = None,
+    start: GrammarState | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Sample ``n`` continuations of ``context`` (ids starting with BOS), yielding
     ``(row, id)`` as each id is drawn; each row ends with EOS.
 
     ``context`` must end where the continuation starts: right after the BAR token that opens
-    its first bar or, from scratch, right after BOS.
+    its first bar (and its TIMESIG, if any) or, from scratch, right after BOS. ``start``: the
+    grammar state there when ``context`` is not a plain sequence (an infilling arrangement,
+    `musegen.tokens.infill`); by default the grammar walks ``context``.
     """
     check_variations(n)
     check_seed(seed)
     device = next(model.parameters()).device
     grammar = tok.grammar()
-    start_state = grammar.walk(context)
+    start_state = grammar.walk(context) if start is None else start
     from_scratch = start_state.bars == 0
     bars_to_open = constraints.bars if from_scratch else constraints.bars - 1
     keep = static_mask(tok, constraints)
@@ -174,12 +178,20 @@ def generate(
     constraints: Constraints = Constraints(),
     sampling: Sampling = Sampling(),
     seed: int | None = None,
+    start: GrammarState | None = None,
 ) -> list[list[int]]:
     """The ids of ``n`` continuations (see `generate_iter`), each ending with EOS."""
     check_variations(n)
     rows: list[list[int]] = [[] for _ in range(n)]
     for i, token in generate_iter(
-        model, tok, context, n=n, constraints=constraints, sampling=sampling, seed=seed
+        model,
+        tok,
+        context,
+        n=n,
+        constraints=constraints,
+        sampling=sampling,
+        seed=seed,
+        start=start,
     ):
         rows[i].append(token)
     return rows

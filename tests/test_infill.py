@@ -1,0 +1,317 @@
+"""Infilling: the arrangement of a gap, the training mix, and `MuseGen.infill` / `bridge` with
+every architecture (tiny models trained here with the infilling mix)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+from conftest import INFILL_FORM_OF
+from corpus_helpers import make_corpus
+
+import musegen
+from musegen.data import InfillMix, Transposer, tokenize_split, training_windows
+from musegen.errors import ConfigError, TokenError
+from musegen.midi import Note, Score, midi_bytes, read_score
+from musegen.models import ARCHITECTURES
+from musegen.options import MAX_GAP_BARS
+from musegen.quantize import FINE_TICKS_PER_QUARTER
+from musegen.tokens.infill import FORMS, arrange, split_bars
+from musegen.tokens.tokenizer import Tokenizer
+from musegen.train import TrainConfig, train
+
+TOK = Tokenizer(infill=True)
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+def test_infill_tokens_come_last_and_old_configs_load_without_them():
+    plain = Tokenizer()
+    assert TOK.vocab[: plain.vocab_size] == plain.vocab
+    assert TOK.vocab[plain.vocab_size :] == ["FILL", "SEP"]
+    assert Tokenizer.from_dict(TOK.to_dict()) == TOK
+    old = plain.to_dict()
+    assert "infill" not in old and not Tokenizer.from_dict(old).infill
+
+
+def test_grammar_never_allows_fill_or_sep(folk_midis):
+    g = TOK.grammar()
+    ids = TOK.encode(folk_midis[0])
+    state = g.start()
+    for t in ids:
+        mask = g.allowed(state)
+        assert not mask[TOK.fill_id] and not mask[TOK.sep_id]
+        state = g.advance(state, t)
+    with pytest.raises(TokenError):
+        TOK.decode_score(ids[:5] + [TOK.fill_id])
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_arrangement_reassembles_the_tune_for_every_gap(folk_midis, form):
+    rng = np.random.default_rng(0)
+    for path in folk_midis[:12]:
+        ids = TOK.encode(path)
+        bars = split_bars(TOK, ids)
+        for _ in range(5):
+            start = int(rng.integers(0, len(bars)))
+            end = int(rng.integers(start + 1, len(bars) + 1))
+            a = arrange(TOK, bars, start, end, form)
+            # the grammar's view and the gap put back give the plain tune exactly
+            assert a.plain_before + a.gap + bars.after(end, len(bars)) + [TOK.eos_id] == ids
+            assert a.context.count(TOK.fill_id) == end - start
+            assert a.context.count(TOK.sep_id) == 1 and a.context[0] == TOK.bos_id
+            assert a.opening[0] == TOK.bar_id
+            seq = a.training_sequence(TOK.eos_id)
+            after_sep = seq[seq.index(TOK.sep_id) + 1 :]
+            if form == "psm":
+                assert after_sep == a.opening + a.gap + [TOK.eos_id]
+            # every segment opens with its metre: the context names a TIMESIG per side
+            timesigs = sum(TOK.family_of(t) == "TIMESIG" for t in a.context)
+            assert timesigs >= (start > 0) + (end < len(bars))
+
+
+def test_arrange_refuses_a_plain_tokenizer_and_a_bad_gap(folk_midis):
+    plain = Tokenizer()
+    bars = split_bars(plain, plain.encode(folk_midis[0]))
+    with pytest.raises(ConfigError, match="infill=True"):
+        arrange(plain, bars, 0, 1, "psm")
+    with pytest.raises(ConfigError, match="form"):
+        arrange(TOK, bars, 0, 1, "mps")
+    with pytest.raises(ConfigError, match="not inside"):
+        arrange(TOK, bars, 2, 2, "psm")
+
+
+def test_training_mix_holds_whole_examples(tmp_path):
+    corpus = make_corpus(tmp_path / "c", tunes=24)
+    arrays = tokenize_split(corpus, "train", TOK, progress=False)
+    lo, hi = int(TOK.pitch_ids[0]), int(TOK.pitch_ids[-1])
+    mix = InfillMix(TOK, 0.5, "psm")
+    batches = training_windows(
+        arrays, 128, 32, np.random.default_rng(1), Transposer(lo, hi, 6), mix
+    )
+    batch = next(batches)
+    assert batch.shape == (32, 129)
+    rows = [r for r in batch if (r == TOK.sep_id).any()]
+    assert 6 <= len(rows) <= 26  # about half
+    for r in rows:
+        r = r.tolist()
+        sep = r.index(TOK.sep_id)
+        fills = r[:sep].count(TOK.fill_id)
+        eos = r.index(TOK.eos_id, sep)
+        assert r[0] == TOK.bos_id and 1 <= fills <= MAX_GAP_BARS
+        assert r[sep + 1 : eos].count(TOK.bar_id) == fills  # the gap has the bars announced
+        assert all(lo <= t <= hi for t in r if TOK.family_of(t) == "PITCH")
+    again = next(
+        training_windows(arrays, 128, 32, np.random.default_rng(1), Transposer(lo, hi, 6), mix)
+    )
+    assert (again == batch).all()  # deterministic given the generator
+    with pytest.raises(Exception, match="between 0 and 1"):
+        InfillMix(TOK, 1.5, "psm")
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def model(request, infill_checkpoints) -> musegen.MuseGen:
+    return musegen.load(infill_checkpoints[request.param])
+
+
+@pytest.fixture(scope="module")
+def clip(folk_midis) -> bytes:
+    """A real tune of at least 12 bars."""
+    for path in folk_midis:
+        if len(split_bars(TOK, TOK.encode(path))) >= 12:
+            return path.read_bytes()
+    pytest.skip("no folk tune of 12 bars")
+
+
+def fine_notes(source) -> list[Note]:
+    if isinstance(source, pretty_midi.PrettyMIDI):
+        buf = io.BytesIO()
+        source.write(buf)
+        source = buf.getvalue()
+    return read_score(source, ticks_per_quarter=FINE_TICKS_PER_QUARTER).notes
+
+
+def test_model_knows_its_form(model):
+    assert model.infill_form == INFILL_FORM_OF[model.arch]
+
+
+@pytest.mark.parametrize("first,last", [(1, 2), (5, 8), (10, 12)])
+def test_infill_has_exactly_the_bars_and_keeps_everything_else(model, clip, first, last):
+    primer = model.prepare(clip)
+    gap = model.plan_infill(primer, first, last)
+    ids = model.infill_ids(primer, gap, seed=3)[0]
+    assert ids[-1] == model.tokenizer.eos_id
+    assert ids.count(model.tokenizer.bar_id) == last - first  # bars after the opening one
+    assert gap.end - gap.start == (last - first + 1) * gap.state.bar_ticks
+    out = model.infill_to_midi(primer, gap, ids)
+    f = FINE_TICKS_PER_QUARTER // model.tokenizer.ticks_per_quarter
+    lo, hi = gap.start * f, gap.end * f
+    before = [n for n in fine_notes(clip) if not lo <= n.start < hi]
+    after = fine_notes(out)
+    assert [n for n in after if not lo <= n.start < hi] == before  # the user's notes, unchanged
+    new = [n for n in after if lo <= n.start < hi]
+    assert all(n.end <= hi for n in new)
+
+
+def test_infill_seeds_reproduce_and_variations_differ(model, clip):
+    one = midi_bytes_of(model.infill(clip, 3, 6, seed=11))
+    assert midi_bytes_of(model.infill(clip, 3, 6, seed=11)) == one
+    outs = model.infill_variations(clip, 3, 6, n=3, seed=11)
+    assert len({midi_bytes_of(o) for o in outs}) == 3
+
+
+def midi_bytes_of(pm: pretty_midi.PrettyMIDI) -> bytes:
+    buf = io.BytesIO()
+    pm.write(buf)
+    return buf.getvalue()
+
+
+def test_every_kind_of_source_infills_alike(model, clip):
+    import mido
+
+    expected = midi_bytes_of(model.infill(clip, 2, 3, seed=4))
+    for source in (io.BytesIO(clip), mido.MidiFile(file=io.BytesIO(clip))):
+        assert midi_bytes_of(model.infill(source, 2, 3, seed=4)) == expected
+
+
+@pytest.mark.parametrize(
+    "first,last,message",
+    [
+        (0, 2, "outside the clip"),
+        (3, 99, "outside the clip"),
+        (5, 4, "empty range"),
+        (1, MAX_GAP_BARS + 1, "at most"),
+        (1.5, 2, "whole number"),
+    ],
+)
+def test_bad_bar_ranges_say_what_to_do(model, clip, first, last, message):
+    if message == "at most" and len(split_bars(TOK, TOK.encode(clip))) <= MAX_GAP_BARS:
+        clip = clip_twice(clip)
+    with pytest.raises(ConfigError, match=message):
+        model.infill(clip, first, last)
+
+
+def clip_twice(clip: bytes) -> bytes:
+    s = read_score(clip, ticks_per_quarter=FINE_TICKS_PER_QUARTER)
+    shift = s.end + 4 * FINE_TICKS_PER_QUARTER
+    notes = s.notes + [Note(n.start + shift, n.pitch, n.duration, n.velocity) for n in s.notes]
+    return midi_bytes(Score(s.ticks_per_quarter, notes, s.tracks, s.time_signatures, s.tempos))
+
+
+def test_a_gap_across_a_metre_change_is_refused(model):
+    q = 24
+    notes = [Note(i * q, 60 + i % 5, q) for i in range(8 * 4 + 6 * 3)]
+    score = Score(q, notes, time_signatures=[(0, 4, 4), (8 * 4 * q, 3, 4)])
+    with pytest.raises(ConfigError, match="metre changes"):
+        model.infill(midi_bytes(score), 7, 10)
+    out = model.infill(midi_bytes(score), 9, 11, seed=0)  # inside the 3/4 part: fine
+    assert [ts.numerator for ts in out.time_signature_changes] == [4, 3]
+
+
+def test_bridge_is_a_then_the_new_bars_then_b(model, folk_midis):
+    a, b = folk_midis[0].read_bytes(), folk_midis[1].read_bytes()
+    out = model.bridge(a, b, bars=3, seed=2)
+    na, nb, got = fine_notes(a), fine_notes(b), fine_notes(out)
+    primer = model.prepare(a)
+    f = FINE_TICKS_PER_QUARTER // model.tokenizer.ticks_per_quarter
+    gap_start = primer.start * f
+    offset = gap_start + 3 * model.tokenizer.bar_ticks(*primer.metre) * f
+    assert [n for n in got if n.start < gap_start] == na
+    shifted = [Note(n.start + offset, n.pitch, n.duration, n.velocity) for n in nb]
+    assert [(n.start, n.pitch, n.duration) for n in got if n.start >= offset] == [
+        (n.start, n.pitch, n.duration) for n in sorted(shifted)
+    ]
+    new = [n for n in got if gap_start <= n.start < offset]
+    assert all(n.end <= offset for n in new)
+    outs = model.bridge(a, b, bars=2, n=2, seed=2)
+    assert len(outs) == 2
+    with pytest.raises(ConfigError, match="from 1 to"):
+        model.bridge(a, b, bars=0)
+
+
+def test_models_without_infilling_say_so(clip):
+    plain = musegen.load("lstm")
+    assert plain.infill_form is None
+    with pytest.raises(ConfigError, match="trained without infilling"):
+        plain.infill(clip, 1, 2)
+    with pytest.raises(ConfigError, match="trained without infilling"):
+        plain.bridge(clip, clip, bars=2)
+
+
+def test_init_from_a_checkpoint_without_infill_tokens_is_refused(corpus, tmp_path):
+    cfg = TrainConfig("lstm", str(corpus), str(tmp_path / "o"), init="lstm", infill_rate=0.5)
+    with pytest.raises(ConfigError, match="no infilling tokens"):
+        train(cfg, progress=False)
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "musegen", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_infill_and_bridge(model, clip, folk_midis, tmp_path):
+    src = tmp_path / "clip.mid"
+    src.write_bytes(clip)
+    out = tmp_path / "out.mid"
+    model_dir = str(Path(model.name))
+    r = run_cli(
+        "infill",
+        str(src),
+        "--bars",
+        "2-4",
+        "-o",
+        str(out),
+        "--model",
+        model_dir,
+        "--seed",
+        "5",
+        "--variations",
+        "2",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "bars 2-4 regenerated" in r.stdout and "seed 5" in r.stdout
+    assert (tmp_path / "out_1.mid").stat().st_size > 0 and (tmp_path / "out_2.mid").exists()
+    expected = model.infill_variations(clip, 2, 4, n=2, seed=5)[1]
+    assert fine_notes((tmp_path / "out_2.mid").read_bytes()) == fine_notes(expected)
+    r = run_cli("infill", str(src), "--bars", "9-3", "-o", str(out), "--model", model_dir)
+    assert r.returncode == 2 and "empty range" in r.stderr and len(r.stderr.splitlines()) == 1
+    r = run_cli("infill", str(src), "--bars", "x", "-o", str(out), "--model", model_dir)
+    assert r.returncode == 2 and "FIRST-LAST" in r.stderr
+    r = run_cli("infill", str(src), "--bars", "1-2", "-o", str(out), "--model", "lstm")
+    assert r.returncode == 2 and "trained without infilling" in r.stderr
+    other = tmp_path / "b.mid"
+    other.write_bytes(folk_midis[1].read_bytes())
+    r = run_cli(
+        "bridge",
+        str(src),
+        str(other),
+        "--bars",
+        "2",
+        "-o",
+        str(out),
+        "--model",
+        model_dir,
+        "--seed",
+        "1",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "2 bars of bridge" in r.stdout
+    assert fine_notes(out.read_bytes()) == fine_notes(model.bridge(clip, other, 2, seed=1))
