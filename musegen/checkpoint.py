@@ -303,6 +303,10 @@ def train_command(arch: str, tcfg: dict) -> str:
             parts.append(f"--{key.replace('_', '-')} {tcfg[key]}")
     if "dropout" in tcfg.get("overrides", {}):
         parts.append(f"--dropout {tcfg['overrides']['dropout']}")
+    rate = tcfg.get("infill_rate", 0.0)  # checkpoints from before infilling had none
+    parts.append(f"--infill-rate {rate}")
+    if rate:
+        parts.append(f"--infill-form {tcfg.get('infill_form', 'psm')}")
     return " ".join(parts)
 
 
@@ -340,9 +344,18 @@ def render_card(config: dict) -> str:
             kept = [
                 f"- planned for {planned} steps; this is the run's best checkpoint on validation"
             ]
+        rate = tcfg.get("infill_rate", 0.0)
+        infill = (
+            f"- infilling: {rate:.0%} of the training windows were infilling examples "
+            f"({tcfg.get('infill_form', 'psm')} form), so `infill` and `bridge` work"
+            if rate
+            else "- trained for continuation only: `infill` and `bridge` need a model trained "
+            "with infilling"
+        )
         lines += [
             f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",
             *kept,
+            infill,
             f"- batch {tcfg.get('batch_size')} x {tcfg.get('seq_len')} tokens, AdamW, peak lr "
             f"{tcfg.get('lr')}, warmup {tcfg.get('warmup_steps')} steps then cosine, "
             f"{shift}, seed {tcfg.get('seed')}",

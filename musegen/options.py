@@ -23,7 +23,7 @@ DEFAULT_QUANTIZE = "auto"  # how played-in timing is read (musegen.quantize.MODE
 MAX_BARS = 256
 MAX_VARIATIONS = 16
 MAX_SEED = 2**63 - 1
-INFILL_FORMS = ("psm", "spm")  # how an infilling example is arranged (musegen.tokens.infill)
+INFILL_FORMS = ("spm", "psm")  # how an infilling example is arranged (musegen.tokens.infill)
 MAX_GAP_BARS = 16  # the longest gap infilling writes (and its training examples hold)
 BRIDGE_BARS = 4  # bars a bridge writes between two clips unless told otherwise
 # Batch-1 generation runs small kernels: one thread is as fast as two on a quiet 2-core CPU,

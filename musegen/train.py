@@ -31,7 +31,7 @@ from musegen import checkpoint as ckpt
 from musegen.data import InfillMix, Transposer, tokenize_split, training_windows
 from musegen.errors import ConfigError, MuseGenError
 from musegen.evaluate import evaluate_model
-from musegen.models import build, count_parameters
+from musegen.models import build, count_parameters, grow_vocab
 from musegen.tokens.tokenizer import Tokenizer
 from musegen.train_config import TrainConfig
 
@@ -192,12 +192,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                 f"--init {cfg.init} is a {init_config['arch']} model; use --arch "
                 f"{init_config['arch']}"
             )
+        if cfg.infill_rate > 0 and not tokenizer.infill:  # learn infilling: two new tokens
+            grown = {k: v for k, v in tokenizer.to_dict().items() if k != "vocab_size"}
+            tokenizer = Tokenizer.from_dict({**grown, "infill": True})
+            model = grow_vocab(model, cfg.arch, tokenizer.vocab_size)
         model.train()
-        if cfg.infill_rate > 0 and not tokenizer.infill:
-            raise ConfigError(
-                f"--init {cfg.init} has no infilling tokens; fine-tune it with --infill-rate 0, "
-                "or train from scratch to learn infilling"
-            )
     else:
         tokenizer = Tokenizer(infill=cfg.infill_rate > 0)
         model = build(cfg.arch, tokenizer.vocab_size, cfg.preset, **cfg.overrides)

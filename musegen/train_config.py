@@ -26,8 +26,8 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     max_shift: int = 6  # transposition augmentation, semitones each way
-    infill_rate: float = 0.0  # share of training windows that are infilling examples
-    infill_form: str = "psm"  # how they are arranged: "psm" or "spm" (musegen.tokens.infill)
+    infill_rate: float = 0.5  # share of training windows that are infilling examples
+    infill_form: str = "spm"  # how they are arranged: "spm" or "psm" (musegen.tokens.infill)
     eval_every: int = 250
     eval_tunes: int = 250  # validation tunes scored at each evaluation (spread over the split)
     patience: int = 8  # early stop after this many evaluations without improvement

@@ -252,10 +252,33 @@ def test_models_without_infilling_say_so(clip):
         plain.bridge(clip, clip, bars=2)
 
 
-def test_init_from_a_checkpoint_without_infill_tokens_is_refused(corpus, tmp_path):
-    cfg = TrainConfig("lstm", str(corpus), str(tmp_path / "o"), init="lstm", infill_rate=0.5)
-    with pytest.raises(ConfigError, match="no infilling tokens"):
-        train(cfg, progress=False)
+def test_init_from_a_checkpoint_without_infill_tokens_grows_its_vocabulary(corpus, tmp_path):
+    import torch
+
+    from musegen import checkpoint as ckpt
+
+    before, _, _ = ckpt.load_checkpoint(ckpt.resolve("lstm"))
+    out = tmp_path / "o"
+    cfg = TrainConfig(
+        "lstm",
+        str(corpus),
+        str(out),
+        init="lstm",
+        infill_rate=0.5,
+        tokens=4 * 128 * 2,
+        batch_size=4,
+        seq_len=128,
+        eval_every=1,
+        eval_tunes=2,
+        lr=1e-9,  # the weights stay where they were: only the vocabulary grows
+    )
+    train(cfg, progress=False)
+    grown = musegen.load(out)
+    assert grown.tokenizer.infill and grown.infill_form == "spm"
+    old = before.embed.weight
+    new = grown.model.embed.weight
+    assert new.shape[0] == old.shape[0] + 2
+    assert torch.allclose(new[: old.shape[0]], old, atol=1e-5)
 
 
 # -- command line ---------------------------------------------------------------------------

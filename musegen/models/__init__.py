@@ -14,6 +14,7 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
+import torch
 from torch import nn
 
 from musegen.errors import ConfigError
@@ -48,6 +49,7 @@ __all__ = [
     "build_from_config",
     "config_for",
     "count_parameters",
+    "grow_vocab",
     "presets",
 ]
 
@@ -106,6 +108,30 @@ def build_from_config(arch: str, config_dict: dict[str, Any]) -> Decoder:
     derived = {f.name for f in dataclasses.fields(config_cls) if not f.init}
     values = {k: v for k, v in config_dict.items() if k not in derived}
     return decoder_cls(_make_config(arch, config_cls, values))
+
+
+def grow_vocab(model: Decoder, arch: str, vocab_size: int) -> Decoder:
+    """``model`` with a vocabulary grown to ``vocab_size`` (new ids at the end, as the
+    tokenizer's optional tokens are): every weight is kept, the embedding's new rows start at
+    the mean of the old ones plus a little noise (torch's generator), so the new tokens start
+    as an average token and training tells them apart."""
+    config = {f.name: getattr(model.config, f.name) for f in dataclasses.fields(model.config)}
+    old = config["vocab_size"]
+    if vocab_size < old:
+        raise ConfigError(f"cannot shrink a vocabulary ({old} -> {vocab_size} ids)")
+    grown = build_from_config(arch, {**config, "vocab_size": vocab_size})
+    state = grown.state_dict()
+    for name, tensor in model.state_dict().items():
+        if state[name].shape == tensor.shape:
+            state[name] = tensor
+            continue
+        rows = tensor.float()  # (V_old, D): the vocabulary is the first dimension
+        extra = rows.mean(0, keepdim=True) + 0.02 * rows.std() * torch.randn(
+            vocab_size - old, rows.shape[1]
+        )
+        state[name] = torch.cat([rows, extra]).to(tensor.dtype)
+    grown.load_state_dict(state)
+    return grown
 
 
 def count_parameters(model: nn.Module) -> int:
