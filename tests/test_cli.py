@@ -13,7 +13,17 @@ from corpus_helpers import make_corpus
 from musegen.cli import build_parser, main
 from musegen.errors import MidiError
 
-SUBCOMMANDS = ["generate", "tokenize", "data", "train", "eval", "models", "demo"]
+SUBCOMMANDS = [
+    "generate",
+    "infill",
+    "bridge",
+    "tokenize",
+    "data",
+    "train",
+    "eval",
+    "models",
+    "demo",
+]
 ALL_SUBCOMMANDS = [*SUBCOMMANDS, "play", "ports", "bench"]
 EXAMPLES = Path(__file__).parent.parent / "demo" / "examples"
 
@@ -57,6 +67,20 @@ def test_help_never_imports_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "HEAVY []" in r.stderr
+
+
+def test_infill_and_bridge_defaults_come_from_the_library():
+    import inspect
+
+    from musegen.generate.muse import MuseGen
+
+    infill = inspect.signature(MuseGen.infill).parameters
+    args = build_parser().parse_args(["infill", "x.mid", "--bars", "5", "-o", "y.mid"])
+    assert args.bars == (5, 5)  # one bar: FIRST alone
+    for name in ("temperature", "top_p", "top_k", "min_p", "seed", "key", "quantize", "track"):
+        assert getattr(args, name) == infill[name].default, name
+    args = build_parser().parse_args(["bridge", "a.mid", "b.mid", "-o", "y.mid"])
+    assert args.bars == inspect.signature(MuseGen.bridge).parameters["bars"].default
 
 
 def test_generate_defaults_come_from_the_library():
