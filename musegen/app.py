@@ -512,6 +512,7 @@ def build_app(studio: Studio | None = None):
                     )
                     primer_audio = gr.Audio(label="Listen", type="filepath")
 
+        options = [temperature, top_p, key, variations, seed, quantize]  # both buttons' options
         # One concurrency group for all rendering work: at most CONCURRENCY jobs in all.
         work = dict(concurrency_id="work", concurrency_limit=CONCURRENCY)
         midi_in.change(
@@ -530,7 +531,7 @@ def build_app(studio: Studio | None = None):
         )
         go.click(
             shown_errors(on_continue),
-            [midi_in, track, model, bars, temperature, top_p, key, variations, seed, quantize],
+            [midi_in, track, model, bars, *options],
             [*outputs, status],
             api_name="continue",
             **work,
@@ -539,19 +540,7 @@ def build_app(studio: Studio | None = None):
         ).success(show_slots, [variations], slots, api_visibility="private")
         regenerate.click(
             shown_errors(on_infill),
-            [
-                midi_in,
-                track,
-                model,
-                first_bar,
-                last_bar,
-                temperature,
-                top_p,
-                key,
-                variations,
-                seed,
-                quantize,
-            ],
+            [midi_in, track, model, first_bar, last_bar, *options],
             [*outputs, status],
             api_name="infill",
             **work,

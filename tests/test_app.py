@@ -309,6 +309,35 @@ def test_real_browser_upload_continue_and_see_results(server, tmp_path):
     assert shot.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian: apt install chromium)"
+)
+def test_real_browser_regenerates_bars(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(server)
+            page.locator("#midi-in input[type=file]").set_input_files(str(JIG))
+            sync_api.expect(page.locator("#primer-roll img")).to_be_visible(timeout=30_000)
+            page.get_by_label("infiller").check()
+            page.get_by_text("Regenerate bars inside the clip").click()
+            page.locator("#from-bar input").fill("3")
+            page.locator("#to-bar input").fill("4")
+            page.locator("#infill").click()
+            status = page.locator("#status")
+            sync_api.expect(status).to_contain_text(
+                "bars 3-4 regenerated with infiller", timeout=60_000
+            )
+            sync_api.expect(page.locator("#roll-1 img")).to_be_visible()
+            sync_api.expect(page.locator("#midi-1")).to_contain_text(
+                re.compile(r"jig_in_d_bars3-4_infiller_1\s*\.mid")
+            )
+        finally:
+            browser.close()
+
+
 def _load_test():
     import importlib.util
 
