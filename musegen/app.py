@@ -289,8 +289,12 @@ def _top_p(top_p: float | None) -> float | None:
 
 
 def _reading(m: MuseGen, primer, key_arg: str | None) -> str:
-    """What the summary adds about how the clip was read (detected key, played-in grid)."""
+    """What the summary adds about how the clip was read (detected key, tracks read as one
+    part, played-in grid)."""
     extra = ""
+    if len(primer.grid.tracks) > 1:
+        names = ", ".join(t.name or "untitled" for t in primer.grid.tracks)
+        extra += f"; read {len(primer.grid.tracks)} tracks as one part ({names}): pick one above"
     if key_arg is not None and key_arg.strip().lower() == "auto":
         extra += f"; key {m.key_of(primer)} (detected)"
     if primer.quantized:

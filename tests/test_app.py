@@ -94,6 +94,20 @@ def test_regenerate_bars_keeps_the_rest_and_marks_the_bars(studio):
         studio.infill(str(JIG), 3, 400, model="infiller")
 
 
+def test_summary_names_the_tracks_read_as_one_part(studio, tmp_path):
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    for name, program, base in (("Flute", 73, 72), ("Bass", 33, 40)):
+        inst = pretty_midi.Instrument(program, name=name)
+        inst.notes = [pretty_midi.Note(90, base + i % 5, i * 0.5, i * 0.5 + 0.4) for i in range(8)]
+        pm.instruments.append(inst)
+    path = tmp_path / "duo.mid"
+    pm.write(str(path))
+    _, summary = studio.continue_midi(str(path), model="lstm", bars=1, seed=1)
+    assert "read 2 tracks as one part (Flute, Bass)" in summary
+    _, summary = studio.continue_midi(str(path), track=1, model="lstm", bars=1, seed=1)
+    assert "tracks as one part" not in summary
+
+
 def test_variations_differ_and_seed_repeats(studio):
     rows, _ = studio.continue_midi(str(JIG), model="lstm", bars=2, variations=3, seed=5)
     notes = [
