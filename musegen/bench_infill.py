@@ -80,7 +80,7 @@ def measure(model, arrays, gaps, seed: int) -> dict:
     tok = model.tokenizer
     net = model.model
     form = model.infill_form
-    window = int(model.config.get("training", {}).get("config", {}).get("seq_len", 512))
+    window = model.window
     plain = evaluate_model(net, tok, arrays)
     tunes = [np.asarray(arrays.tune(i), dtype=np.int64) for i, _, _ in gaps]
     left_nll = token_nll(net, tunes)
@@ -132,7 +132,7 @@ def _seams(model, gaps, cut: list[tuple[Bars, int, int]], seed: int) -> dict:
         real_out.append(_interval(_top_note(real, tok, first=False), after))
         constraints = Constraints(bars=end - start)
         arranged = arrange_or_plain(tok, bars, lo, hi, start, end, form)
-        plain_before = [tok.bos_id] + bars.segment(0, start) + _opening(bars, start, tok)
+        plain_before = [tok.bos_id] + bars.segment(0, start) + bars.gap_opening(start)
         cont = generate(model.model, tok, plain_before, constraints=constraints, seed=seed + i)[0]
         cont_out.append(_interval(_top_note(cont, tok, first=False), after))
         if arranged is not None:
@@ -155,11 +155,6 @@ def _seams(model, gaps, cut: list[tuple[Bars, int, int]], seed: int) -> dict:
     if form:
         out |= {"seam_in_infill": _mean(fill_in), "seam_out_infill": _mean(fill_out)}
     return out
-
-
-def _opening(bars: Bars, start: int, tok) -> list[int]:
-    new_metre = start == 0 or bars.opening(start)[1:] != bars.opening(start - 1)[1:]
-    return bars.opening(start) if new_metre else [tok.bar_id]
 
 
 def arrange_or_plain(tok, bars: Bars, lo: int, hi: int, start: int, end: int, form):

@@ -76,6 +76,21 @@ def test_arrangement_reassembles_the_tune_for_every_gap(folk_midis, form):
             assert timesigs >= (start > 0) + (end < len(bars))
 
 
+def test_tempo_tokens_open_the_gap_as_the_plain_sequence_does():
+    tok = Tokenizer(use_tempo=True, infill=True)
+    q = 24
+    notes = [Note(i * q, 60 + i % 7, q) for i in range(40)]
+    score = Score(q, notes, time_signatures=[(0, 4, 4), (16 * q, 3, 4)], tempos=[(0, 100.0)])
+    score.tempos.append((28 * q, 140.0))
+    ids = tok.encode_score(score)
+    bars = split_bars(tok, ids)
+    for start in range(len(bars)):
+        for form in FORMS:
+            a = arrange(tok, bars, start, start + 1, form)
+            tok.grammar().walk(a.plain_before)  # the grammar accepts how the gap opens
+            assert a.plain_before + a.gap + bars.after(start + 1, len(bars)) + [tok.eos_id] == ids
+
+
 def test_arrange_refuses_a_plain_tokenizer_and_a_bad_gap(folk_midis):
     plain = Tokenizer()
     bars = split_bars(plain, plain.encode(folk_midis[0]))
@@ -87,11 +102,12 @@ def test_arrange_refuses_a_plain_tokenizer_and_a_bad_gap(folk_midis):
         arrange(TOK, bars, 2, 2, "psm")
 
 
-def test_training_mix_holds_whole_examples(tmp_path):
+@pytest.mark.parametrize("form", FORMS)
+def test_training_mix_holds_whole_examples(tmp_path, form):
     corpus = make_corpus(tmp_path / "c", tunes=24)
     arrays = tokenize_split(corpus, "train", TOK, progress=False)
     lo, hi = int(TOK.pitch_ids[0]), int(TOK.pitch_ids[-1])
-    mix = InfillMix(TOK, 0.5, "psm")
+    mix = InfillMix(TOK, 0.5, form)
     batches = training_windows(
         arrays, 128, 32, np.random.default_rng(1), Transposer(lo, hi, 6), mix
     )
@@ -105,7 +121,8 @@ def test_training_mix_holds_whole_examples(tmp_path):
         fills = r[:sep].count(TOK.fill_id)
         eos = r.index(TOK.eos_id, sep)
         assert r[0] == TOK.bos_id and 1 <= fills <= MAX_GAP_BARS
-        assert r[sep + 1 : eos].count(TOK.bar_id) == fills  # the gap has the bars announced
+        written = r[sep + 1 : eos].count(TOK.bar_id)  # spm: the prefix, then the gap
+        assert written == fills if form == "psm" else written >= fills
         assert all(lo <= t <= hi for t in r if TOK.family_of(t) == "PITCH")
     again = next(
         training_windows(arrays, 128, 32, np.random.default_rng(1), Transposer(lo, hi, 6), mix)
@@ -220,6 +237,99 @@ def test_a_gap_across_a_metre_change_is_refused(model):
         model.infill(midi_bytes(score), 7, 10)
     out = model.infill(midi_bytes(score), 9, 11, seed=0)  # inside the 3/4 part: fine
     assert [ts.numerator for ts in out.time_signature_changes] == [4, 3]
+
+
+def test_other_tracks_and_drums_come_back_whole(model):
+    import mido
+
+    def track(channel, program, pitches, name):
+        t = mido.MidiTrack([mido.MetaMessage("track_name", name=name)])
+        t.append(mido.Message("program_change", channel=channel, program=program, time=0))
+        for i in range(32):  # eight 4/4 bars of quarter notes
+            p = pitches[i % len(pitches)]
+            t.append(mido.Message("note_on", channel=channel, note=p, velocity=80, time=0))
+            t.append(mido.Message("note_off", channel=channel, note=p, velocity=0, time=480))
+        return t
+
+    mid = mido.MidiFile(ticks_per_beat=480)
+    mid.tracks += [
+        track(0, 0, [72, 74, 76, 77], "Lead"),
+        track(1, 33, [40, 43], "Bass"),
+        track(9, 0, [36, 42], "Drums"),
+    ]
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    clip = buf.getvalue()
+    f = FINE_TICKS_PER_QUARTER
+    lo, hi = 2 * 4 * f, 4 * 4 * f  # bars 3-4
+    mine = read_score_all(clip)
+    for chosen in (None, 1):
+        out = read_score_all(model.infill(clip, 3, 4, seed=1, track=chosen))
+        assert set(out) == {"Lead", "Bass", "Drums"}
+        assert out["Drums"] == mine["Drums"]  # never read by the model: whole
+        kept = ["Lead", "Bass"] if chosen is None else ["Bass"]
+        for name in ["Lead", "Bass"]:
+            if name in kept:  # read by the model: unchanged outside bars 3-4
+                outside = [n for n in out[name] if not lo <= n[0] < hi]
+                assert outside == [n for n in mine[name] if not lo <= n[0] < hi]
+            else:
+                assert out[name] == mine[name]
+
+
+def read_score_all(source) -> dict[str, list[tuple[int, int, int]]]:
+    """(start, pitch, duration) of every track's notes at 960 per quarter, by track name."""
+    from musegen.midi import list_tracks
+
+    if isinstance(source, pretty_midi.PrettyMIDI):
+        source = midi_bytes_of(source)
+    out = {}
+    for info in list_tracks(source):
+        s = read_score(source, track=info.index, ticks_per_quarter=FINE_TICKS_PER_QUARTER)
+        out[info.name] = [(n.start, n.pitch, n.duration) for n in s.notes]
+    return out
+
+
+def test_played_in_notes_outside_the_gap_stay_as_played(model, clip):
+    from musegen.bench_quantize import play_in
+
+    score = read_score(clip, ticks_per_quarter=FINE_TICKS_PER_QUARTER)
+    played = midi_bytes(play_in(score, 15.0, np.random.default_rng(0)))
+    primer = model.prepare(played)
+    assert primer.quantized  # read on a grid
+    gap = model.plan_infill(primer, 4, 5)
+    out = model.infill_to_midi(primer, gap, model.infill_ids(primer, gap, seed=0)[0])
+    f = FINE_TICKS_PER_QUARTER // model.tokenizer.ticks_per_quarter
+    got = fine_notes(out)
+    mine = fine_notes(played)
+    kept = [n for n in mine if n in got]
+    new = [n for n in got if n not in mine]
+    assert len(kept) >= len(mine) - 12  # the gap's own notes (two bars) at most are replaced
+    assert all(gap.start * f - f <= n.start < gap.end * f for n in new)
+
+
+def test_clips_whose_bars_the_model_reads_differently_are_refused(model):
+    q = 24
+    notes = [Note(i * q, 60 + i % 5, q) for i in range(36)]
+    nine_four = midi_bytes(Score(q, notes, time_signatures=[(0, 9, 4)]))
+    with pytest.raises(ConfigError, match="9/4"):
+        model.infill(nine_four, 1, 2)
+    with pytest.raises(ConfigError, match="needs a clip"):
+        model.infill(None, 1, 2)
+
+
+def test_bridge_from_a_clip_ending_mid_bar_into_another_metre(model):
+    q = 24
+    a = Score(q, [Note(i * q, 62 + i % 4, q) for i in range(10)])  # 4/4, ends in bar 3
+    b = Score(q, [Note(i * q, 67 - i % 3, q) for i in range(9)], time_signatures=[(0, 3, 4)])
+    out = model.bridge(midi_bytes(a), midi_bytes(b), bars=2, seed=0)
+    f = FINE_TICKS_PER_QUARTER // q
+    offset = (3 * 4 + 2 * 4) * q * f  # after bar 3, two bars of 4/4
+    got = fine_notes(out)
+    assert [n for n in got if n.start < 3 * 4 * q * f] == fine_notes(midi_bytes(a))
+    assert [(n.start - offset, n.pitch) for n in got if n.start >= offset] == [
+        (n.start * f, n.pitch) for n in b.notes
+    ]
+    assert [(ts.numerator, ts.denominator) for ts in out.time_signature_changes] == [(4, 4), (3, 4)]
 
 
 def test_bridge_is_a_then_the_new_bars_then_b(model, folk_midis):

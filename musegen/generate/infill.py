@@ -9,11 +9,12 @@ fits the model's training window: the bars nearest the gap on both sides are kep
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from musegen.errors import ConfigError
-from musegen.midi import Note, Score, Track, _rescale
+from musegen.midi import Note, Score, Track, _rescale, list_tracks, read_score
 from musegen.options import MAX_GAP_BARS
 from musegen.tokens.grammar import GrammarState
 from musegen.tokens.infill import Arranged, Bars, arrange, split_bars
@@ -153,6 +154,38 @@ def in_gap(onsets_fine: np.ndarray, tpq_fine: int, tpq: int, gap: Gap) -> np.nda
     replaces: those that start inside it on the model's grid."""
     ticks = _rescale(np.asarray(onsets_fine, dtype=np.int64), tpq_fine, tpq)
     return (ticks >= gap.start) & (ticks < gap.end)
+
+
+def check_metres(tok: Tokenizer, time_signatures: list[tuple[int, int, int]]) -> None:
+    """Refuse a clip whose metre the model reads with other bar lengths (9/4 as 3/4 bars,
+    11/8 as 4/4): its bar numbers would not be the ones the user sees."""
+    for _, n, d in time_signatures:
+        mapped = tok.time_signatures[tok.map_time_signature(n, d)]
+        if mapped != (n, d) and tok.bar_ticks(*mapped) * d != n * 4 * tok.ticks_per_quarter:
+            raise ConfigError(
+                f"the clip is in {n}/{d}, which the model reads as {mapped[0]}/{mapped[1]} "
+                "bars, so bar numbers would not match your DAW's; continue it instead, or set "
+                "the clip to a metre such as 3/4, 4/4 or 6/8"
+            )
+
+
+def with_other_tracks(
+    source: Any, track: int | None, read: Score, notes: list[Note]
+) -> tuple[list[Track], list[Note]]:
+    """Every track of ``source`` with notes, in file order, and ``notes`` (those of the tracks
+    the model read, ``read.tracks``) with the notes of the other tracks (drums, or every track
+    but the one chosen) as they are in the file."""
+    infos = list_tracks(source)
+    chosen = [i.index for i in infos if not i.is_drum] if track is None else [track]
+    if len(chosen) != len(read.tracks):  # not the tracks the model read: keep those alone
+        return list(read.tracks), notes
+    place = {j: k for k, j in enumerate(i.index for i in infos)}
+    out = [replace(n, track=place[chosen[n.track]]) for n in notes]
+    for info in infos:
+        if info.index not in chosen:
+            other = read_score(source, track=info.index, ticks_per_quarter=read.ticks_per_quarter)
+            out += [replace(n, track=place[info.index]) for n in other.notes]
+    return [Track(i.program, i.is_drum, i.name) for i in infos], out
 
 
 def join(a: Score, b: Score, offset: int) -> Score:

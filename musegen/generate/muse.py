@@ -26,7 +26,15 @@ import torch
 from musegen import checkpoint as ckpt
 from musegen.errors import ConfigError, MidiError
 from musegen.evaluate import bits_per_note, token_nll
-from musegen.generate.infill import Gap, in_gap, join, new_notes, plan_gap
+from musegen.generate.infill import (
+    Gap,
+    check_metres,
+    in_gap,
+    join,
+    new_notes,
+    plan_gap,
+    with_other_tracks,
+)
 from musegen.generate.sample import generate, generate_iter
 from musegen.generate.theory import Key, detect_key, parse_key
 from musegen.midi import (
@@ -70,6 +78,8 @@ class Primer:
     velocity: int  # the primer's median velocity, given to generated notes
     quantized: str | None = None  # the grid a played-in primer was snapped to for the model
     snap: Grid | None = None  # that grid
+    source: Any = None  # the source, readable again (infilling gives back its other tracks)
+    track: int | None = None  # the track the model read (None: every non-drum track)
 
     @property
     def start_seconds(self) -> float:
@@ -121,9 +131,8 @@ class MuseGen:
         parse_mode(quantize)  # a bad value is an error even without a primer
         if source is None:
             return Primer(Score(tok.ticks_per_quarter), None, [tok.bos_id], 0, (4, 4), 120.0, 90)
-        fine, grid, used = read_for_model(
-            _reusable(source), track, limits, quantize, tok.ticks_per_quarter
-        )
+        source = _reusable(source)
+        fine, grid, used = read_for_model(source, track, limits, quantize, tok.ticks_per_quarter)
         if not grid.notes:
             raise MidiError(
                 "the MIDI file has no notes to continue (drum tracks are skipped); give a file "
@@ -139,7 +148,9 @@ class MuseGen:
         velocity = int(statistics.median(n.velocity for n in grid.notes))
         metre = tok.time_signatures[state.timesig]
         quantized = used.name if used is not None else None
-        return Primer(grid, fine, context, start, metre, tempo, velocity, quantized, used)
+        return Primer(
+            grid, fine, context, start, metre, tempo, velocity, quantized, used, source, track
+        )
 
     def key_of(self, primer: Primer) -> Key:
         """The key ``key="auto"`` keeps: the one detected in the primer's notes."""
@@ -316,8 +327,17 @@ class MuseGen:
         """Where bars ``first_bar``-``last_bar`` (1-based, included) of a prepared clip are,
         and what the model reads to write them."""
         form = self._check_infill()
-        window = int(self.config.get("training", {}).get("config", {}).get("seq_len", 512))
-        return plan_gap(self.tokenizer, primer.grid, first_bar, last_bar, form, window)
+        if primer.fine is None:
+            raise ConfigError("infilling needs a clip: give a MIDI file whose bars to rewrite")
+        check_metres(self.tokenizer, primer.fine.time_signatures)
+        return plan_gap(self.tokenizer, primer.grid, first_bar, last_bar, form, self.window)
+
+    @property
+    def window(self) -> int:
+        """The longest sequence infilling gives the model: its training length, and no more
+        than a Transformer's context."""
+        trained = int(self.config.get("training", {}).get("config", {}).get("seq_len", 512))
+        return min(trained, getattr(self.model.config, "max_seq_len", None) or trained)
 
     def infill_ids(
         self,
@@ -348,19 +368,21 @@ class MuseGen:
         the gap is the user's own, unchanged."""
         tok = self.tokenizer
         fine = primer.fine
-        assert fine is not None  # infilling always has a clip
+        if fine is None:
+            raise ConfigError("infilling needs a clip: give a MIDI file whose bars to rewrite")
         onsets = np.array([n.start for n in fine.notes], dtype=np.int64)
         if primer.snap is not None:  # a played-in note belongs to the bar it is snapped into
             onsets = snapped_onsets(fine, primer.snap)
         replaced = in_gap(onsets, FINE_TICKS_PER_QUARTER, tok.ticks_per_quarter, gap)
         f = FINE_TICKS_PER_QUARTER // tok.ticks_per_quarter
-        notes = [n for n, r in zip(fine.notes, replaced, strict=True) if not r]
-        notes += [
+        kept = [n for n, r in zip(fine.notes, replaced, strict=True) if not r]
+        new = [
             Note(n.start * f, n.pitch, n.duration * f, primer.velocity, 0)
             for n in new_notes(tok, gap, ids)
         ]
+        tracks, notes = with_other_tracks(primer.source, primer.track, fine, kept + new)
         score = Score(
-            FINE_TICKS_PER_QUARTER, sorted(notes), fine.tracks, fine.time_signatures, fine.tempos
+            FINE_TICKS_PER_QUARTER, sorted(notes), tracks, fine.time_signatures, fine.tempos
         )
         return score_to_pretty_midi(score)
 
@@ -441,9 +463,10 @@ class MuseGen:
         """
         check_gap_bars(bars)
         self._check_infill()
-        first = self.prepare(a, track=track, quantize="off")
-        second = self.prepare(b, track=track, quantize="off")
-        assert first.fine is not None and second.fine is not None
+        first = self.prepare(a, track=track, quantize=quantize)
+        second = self.prepare(b, track=track, quantize=quantize)
+        if first.fine is None or second.fine is None:
+            raise ConfigError("a bridge needs two clips: give the MIDI files to join")
         f = FINE_TICKS_PER_QUARTER // self.tokenizer.ticks_per_quarter
         bar_ticks = self.tokenizer.bar_ticks(*first.metre)
         offset = (first.start + bars * bar_ticks) * f
@@ -454,7 +477,7 @@ class MuseGen:
             gap_bar,
             gap_bar + bars - 1,
             1 if n is None else n,
-            quantize=quantize,
+            quantize=first.quantized or "off",  # a's notes land where the gap was planned
             **sampling,
         )
         return outs[0] if n is None else outs

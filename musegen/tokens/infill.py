@@ -66,6 +66,11 @@ class Bars:
             self.tempo[start:end],
         )
 
+    def gap_opening(self, i: int) -> list[int]:
+        """How bar ``i`` opens when the bars before it are there: as in the plain sequence
+        (BAR, and TIMESIG/TEMPO where they change); bar 0 names its metre."""
+        return self.opening(0) if i == 0 else self.bars[i][: self.header[i]]
+
     def after(self, start: int, end: int) -> list[int]:
         """Bars ``[start, end)`` as they are in the plain sequence."""
         return [t for b in self.bars[start:end] for t in b]
@@ -131,8 +136,7 @@ def arrange(tok: Tokenizer, bars: Bars, start: int, end: int, form: str) -> Arra
     prefix = bars.segment(0, start)
     suffix = bars.segment(end, len(bars))
     fills = [tok.fill_id] * (end - start)
-    new_metre = start == 0 or bars.opening(start)[1:] != bars.opening(start - 1)[1:]
-    opening = bars.opening(start) if new_metre else [tok.bar_id]
+    opening = bars.gap_opening(start)
     gap = bars.body(start) + bars.after(start + 1, end)
     if form == "psm":
         context = [tok.bos_id] + prefix + fills + suffix + [tok.sep_id]
