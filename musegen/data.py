@@ -417,8 +417,9 @@ class InfillMix:
         seq = arrange(self.tok, part, start, start + gap, self.form).training_sequence(
             self.tok.eos_id
         )
-        rest = length + 1 - len(seq)
-        at = int(rng.integers(0, len(stream) - rest + 1))
+        rest = length + 1 - len(seq)  # filled with the stream from a tune's start (its BOS)
+        starts = arrays.offsets[:-1]
+        at = int(starts[rng.integers(0, int(np.searchsorted(starts, len(stream) - rest, "right")))])
         return np.concatenate([np.asarray(seq, np.int64), np.asarray(stream[at : at + rest])])
 
 

@@ -123,6 +123,7 @@ def test_training_mix_holds_whole_examples(tmp_path, form):
         assert r[0] == TOK.bos_id and 1 <= fills <= MAX_GAP_BARS
         written = r[sep + 1 : eos].count(TOK.bar_id)  # spm: the prefix, then the gap
         assert written == fills if form == "psm" else written >= fills
+        assert r[eos + 1] == TOK.bos_id  # the stream after an example starts with a tune
         assert all(lo <= t <= hi for t in r if TOK.family_of(t) == "PITCH")
     again = next(
         training_windows(arrays, 128, 32, np.random.default_rng(1), Transposer(lo, hi, 6), mix)
