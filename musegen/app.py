@@ -339,6 +339,20 @@ def _slots(results: list[Rendered]) -> list[Any]:
     return outputs
 
 
+def _page_options(track, model, temperature, top_p, key, variations, seed, quantize) -> dict:
+    """The page's option widgets' values as `Studio` takes them (seed -1: a new one)."""
+    return dict(
+        track=track,
+        model=model,
+        temperature=float(temperature),
+        top_p=float(top_p),
+        key=key,
+        variations=int(variations),
+        seed=None if seed is None or int(seed) == NEW_SEED else int(seed),
+        quantize=quantize,
+    )
+
+
 def _whole_bar(value: Any, label: str) -> int:
     try:
         number = float(value)
@@ -388,18 +402,8 @@ def build_app(studio: Studio | None = None):
         seed,
         quantize=DEFAULT_QUANTIZE,
     ):
-        results, summary = studio.continue_midi(
-            midi_path,
-            track=track,
-            model=model,
-            bars=int(bars),
-            temperature=float(temperature),
-            top_p=float(top_p),
-            key=key,
-            variations=int(variations),
-            seed=None if seed is None or int(seed) == NEW_SEED else int(seed),
-            quantize=quantize,
-        )
+        options = _page_options(track, model, temperature, top_p, key, variations, seed, quantize)
+        results, summary = studio.continue_midi(midi_path, bars=int(bars), **options)
         return [*_slots(results), summary]
 
     def on_infill(
@@ -415,19 +419,9 @@ def build_app(studio: Studio | None = None):
         seed,
         quantize=DEFAULT_QUANTIZE,
     ):
-        results, summary = studio.infill(
-            midi_path,
-            _whole_bar(first_bar, "from bar"),
-            _whole_bar(last_bar, "to bar"),
-            track=track,
-            model=model,
-            temperature=float(temperature),
-            top_p=float(top_p),
-            key=key,
-            variations=int(variations),
-            seed=None if seed is None or int(seed) == NEW_SEED else int(seed),
-            quantize=quantize,
-        )
+        options = _page_options(track, model, temperature, top_p, key, variations, seed, quantize)
+        first, last = _whole_bar(first_bar, "from bar"), _whole_bar(last_bar, "to bar")
+        results, summary = studio.infill(midi_path, first, last, **options)
         return [*_slots(results), summary]
 
     def show_slots(variations):
