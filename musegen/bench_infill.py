@@ -32,7 +32,7 @@ from musegen.generate.infill import _fit
 from musegen.generate.sample import generate
 from musegen.options import Constraints
 from musegen.tokens.grammar import POS
-from musegen.tokens.infill import Bars, arrange, split_bars
+from musegen.tokens.infill import Arranged, Bars, arrange, split_bars
 
 MIN_SIDE_BARS = 1
 
@@ -91,9 +91,9 @@ def measure(model, arrays, gaps, seed: int) -> dict:
         body = bars.body(start) + bars.after(start + 1, end)
         left_spans.append((at - 1, at - 1 + len(body)))  # targets are shifted by one
         lo, hi = _fit(tok, bars, start, end, window) if form else (0, len(bars))
-        cut.append((bars, lo, hi))
-        if form:
-            arranged = arrange(tok, bars.slice(lo, hi), start - lo, end - lo, form)
+        arranged = arrange(tok, bars.slice(lo, hi), start - lo, end - lo, form) if form else None
+        cut.append((bars, arranged))
+        if arranged is not None:
             seq = arranged.training_sequence(tok.eos_id)
             first = len(arranged.context) + len(arranged.opening)
             both_seqs.append(np.asarray(seq, dtype=np.int64))
@@ -120,18 +120,17 @@ def measure(model, arrays, gaps, seed: int) -> dict:
     return result
 
 
-def _seams(model, gaps, cut: list[tuple[Bars, int, int]], seed: int) -> dict:
+def _seams(model, gaps, cut: list[tuple[Bars, Arranged | None]], seed: int) -> dict:
     tok = model.tokenizer
     form = model.infill_form
     real_in, real_out, fill_in, fill_out, cont_out = [], [], [], [], []
-    for (i, start, end), (bars, lo, hi) in zip(gaps, cut, strict=True):
+    for (i, start, end), (bars, arranged) in zip(gaps, cut, strict=True):
         before = _top_note(bars.after(0, start), tok, first=False)
         real = bars.after(start, end)
         after = _top_note(bars.after(end, len(bars)), tok, first=True)
         real_in.append(_interval(before, _top_note(real, tok, first=True)))
         real_out.append(_interval(_top_note(real, tok, first=False), after))
         constraints = Constraints(bars=end - start)
-        arranged = arrange_or_plain(tok, bars, lo, hi, start, end, form)
         plain_before = [tok.bos_id] + bars.segment(0, start) + bars.gap_opening(start)
         cont = generate(model.model, tok, plain_before, constraints=constraints, seed=seed + i)[0]
         cont_out.append(_interval(_top_note(cont, tok, first=False), after))
@@ -155,10 +154,6 @@ def _seams(model, gaps, cut: list[tuple[Bars, int, int]], seed: int) -> dict:
     if form:
         out |= {"seam_in_infill": _mean(fill_in), "seam_out_infill": _mean(fill_out)}
     return out
-
-
-def arrange_or_plain(tok, bars: Bars, lo: int, hi: int, start: int, end: int, form):
-    return arrange(tok, bars.slice(lo, hi), start - lo, end - lo, form) if form else None
 
 
 def main(argv: list[str] | None = None) -> int:
