@@ -14,14 +14,14 @@ import os
 import shutil
 import sys
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from musegen.errors import CheckpointError, ConfigError
-from musegen.models import ARCHITECTURES, build_from_config
+from musegen.options import ARCHITECTURES
 from musegen.tokens.tokenizer import Tokenizer
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written, not to read a config
+    import torch
 
 FORMAT = "musegen-checkpoint"
 FORMAT_VERSION = 1
@@ -51,6 +51,8 @@ def write_json(path: Path, obj: object) -> None:
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata=None) -> None:
     """Save tensors with safetensors, atomically. Tied weights are stored once."""
+    from safetensors.torch import save_file
+
     tmp = path.with_name(f".{path.name}.tmp")
     seen: dict[int, str] = {}
     unique = {}
@@ -139,6 +141,9 @@ def read_config(directory: str | Path) -> dict:
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file; anything else (a pickle, garbage) is refused."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -147,10 +152,9 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         ) from e
 
 
-def load_checkpoint(
-    directory: str | Path, device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, Tokenizer, dict]:
-    """Load (model in eval mode, tokenizer, config) from a checkpoint directory."""
+def read_checkpoint(directory: str | Path) -> tuple[Tokenizer, dict]:
+    """(tokenizer, config) of a checkpoint directory, with its weights file checked against
+    the hash in the config. Needs no torch (what the ONNX runtime loads with)."""
     path = Path(directory)
     config = read_config(path)
     weights = path / WEIGHTS
@@ -162,23 +166,41 @@ def load_checkpoint(
         )
     try:
         tokenizer = Tokenizer.from_dict(config["tokenizer"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path / CONFIG}: {e}") from e
+    except (TypeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path / CONFIG} has an invalid tokenizer: {e}") from e
+    return tokenizer, config
+
+
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, Tokenizer, dict]:
+    """Load (model in eval mode, tokenizer, config) from a checkpoint directory."""
+    from musegen.models import build_from_config
+
+    path = Path(directory)
+    tokenizer, config = read_checkpoint(path)
+    try:
         model = build_from_config(config["arch"], config["model"])
     except ConfigError as e:
         raise CheckpointError(f"{path / CONFIG}: {e}") from e
     except (TypeError, KeyError, ValueError) as e:
-        raise CheckpointError(f"{path / CONFIG} has an invalid model or tokenizer: {e}") from e
+        raise CheckpointError(f"{path / CONFIG} has an invalid model: {e}") from e
     if getattr(model.config, "vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
         raise CheckpointError(
             f"{path}: model vocabulary ({model.config.vocab_size}) does not match the "
             f"tokenizer's ({tokenizer.vocab_size})"
         )
-    load_weights(model, load_tensors(weights), where=str(weights))
+    load_weights(model, load_tensors(path / WEIGHTS), where=str(path / WEIGHTS))
     model.to(device).eval()
     return model, tokenizer, config
 
 
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
     """Copy tensors into ``model``, refusing missing, unexpected, misshapen or NaN weights."""
+    import torch
+
     expected = model.state_dict()
     # Tied parameters are stored once: fill the aliases from the stored name.
     by_ptr: dict[int, list[str]] = {}

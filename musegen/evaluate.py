@@ -8,7 +8,6 @@ comparable to IDyOM's pitch prediction on folk songs (Pearce 2005: 2.1-2.7 on Es
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,9 +17,10 @@ import torch.nn.functional as F
 
 from musegen.data import ALL, eval_tunes, is_corpus, spread, tokenize_split
 from musegen.errors import DataError
+from musegen.metrics import LN2, bits_per_note
 from musegen.tokens.tokenizer import Tokenizer
 
-LN2 = math.log(2.0)
+__all__ = ["LN2", "bits_per_note", "evaluate_model", "evaluate_named", "token_nll"]
 
 
 def context_window(model: torch.nn.Module) -> int | None:
@@ -75,27 +75,6 @@ def _sliding_nll(model, tune: np.ndarray, window: int, device) -> np.ndarray:
         done = start + len(chunk) - 1
         start += stride
     return result
-
-
-def bits_per_note(
-    nlls: Sequence[np.ndarray], tunes: Sequence[np.ndarray], notes: Sequence[int], tokenizer
-) -> dict:
-    """Corpus bits per note (all tokens) and pitch bits per note, note-weighted."""
-    lo, hi = int(tokenizer.pitch_ids[0]), int(tokenizer.pitch_ids[-1])
-    total = pitch = 0.0
-    for nll, ids in zip(nlls, tunes, strict=True):
-        targets = np.asarray(ids[1:])
-        total += float(nll.sum())
-        is_pitch = (targets >= lo) & (targets <= hi)
-        pitch += float(nll[is_pitch].sum())
-    n = int(sum(notes))
-    return {
-        "files": len(tunes),
-        "notes": n,
-        "tokens": int(sum(len(t) - 1 for t in tunes)),
-        "bits_per_note": total / LN2 / max(n, 1),
-        "pitch_bits_per_note": pitch / LN2 / max(n, 1),
-    }
 
 
 def evaluate_model(model, tokenizer: Tokenizer, arrays, *, limit: int | None = None) -> dict:

@@ -3,6 +3,7 @@ seeds reproducible, variations distinct, streaming equal to the file, bad input 
 
 from __future__ import annotations
 
+import functools
 import io
 import subprocess
 import sys
@@ -51,21 +52,28 @@ def continuation(model, primer, bars, **kw):
     return prepared, ids, [n for n in decoded.notes if n.start >= prepared.start]
 
 
+@functools.cache
+def torch_model(name: str):
+    """The torch decoder of a shipped model."""
+    return musegen.load(name, runtime="torch").model
+
+
 def reference_generate(m, context, n, constraints, sampling, seed):
-    """The sampling loop written plainly: full masks, the batched torch filters and `draw`,
-    one ``torch.rand`` per step. The fast loop of `generate` must give the same ids."""
+    """The sampling loop written plainly on the torch model: full masks, the batched torch
+    filters and `draw`, one ``rng.random(n)`` per step. The fast loop of `generate` (on the
+    model's own runtime) must give the same ids."""
     import numpy as np
     import torch
 
     from musegen.generate.filters import draw, filtered
     from musegen.generate.sample import _Row, static_mask
 
-    tok, model = m.tokenizer, m.model
+    tok, model = m.tokenizer, torch_model(m.name)
     grammar = tok.grammar()
     start = grammar.walk(context)
     rows = [_Row(grammar, start, constraints.bars - 1) for _ in range(n)]
     keep = static_mask(tok, constraints)
-    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     with torch.inference_mode():
         window = getattr(model.config, "max_seq_len", None)
         prompt = context if window is None else context[-window:]
@@ -78,7 +86,8 @@ def reference_generate(m, context, n, constraints, sampling, seed):
             scores = filtered(
                 logits, torch.from_numpy(masks), s.temperature, s.top_k, s.top_p, s.min_p
             )
-            drawn = draw(scores, generator)
+            u = torch.from_numpy(1.0 - rng.random(n, dtype=np.float32))
+            drawn = draw(scores, u=u)
             for r, token in zip(rows, drawn.tolist(), strict=True):
                 if not r.done:
                     r.push(tok, token)
@@ -280,12 +289,12 @@ def test_load_sets_torch_threads_unless_told_not_to(monkeypatch):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        musegen.load("lstm", threads=0)
+        musegen.load("lstm", runtime="torch", threads=0)
         assert torch.get_num_threads() == 2
-        musegen.load("lstm")
+        musegen.load("lstm", runtime="torch")
         assert torch.get_num_threads() == 1
         monkeypatch.setenv(THREADS_ENV, "2")
-        musegen.load("lstm")
+        musegen.load("lstm", runtime="torch")
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

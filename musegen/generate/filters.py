@@ -3,15 +3,20 @@ may not be drawn; none of them keeps state.
 
 `filtered` + `draw` are the batched torch reference. `sample_row` is the fast path the sampling
 loop uses: the same filters and the same inverse-CDF draw for one row in NumPy, where a row of a
-few hundred tokens costs microseconds instead of a dozen torch calls.
+few hundred tokens costs microseconds instead of a dozen torch calls. Only the reference needs
+torch, and imports it when called: generation runs without it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from musegen.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 NEG_INF = float("-inf")
 
@@ -32,6 +37,8 @@ def top_k(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """Keep the k most likely tokens of each row (ties at the k-th value are kept)."""
     if k is None or k <= 0 or k >= logits.shape[-1]:
         return logits
+    import torch
+
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
     return logits.masked_fill(logits < kth, NEG_INF)
 
@@ -43,6 +50,8 @@ def top_p(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     """
     if p is None or p >= 1.0:
         return logits
+    import torch
+
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
     probs = torch.softmax(sorted_logits, dim=-1)
     before = torch.cumsum(probs, dim=-1) - probs  # mass strictly before each token
@@ -56,6 +65,8 @@ def min_p(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     """Keep tokens whose probability is at least p times the most likely token's."""
     if p is None or p <= 0.0:
         return logits
+    import torch
+
     probs = torch.softmax(logits, dim=-1)
     threshold = probs.max(dim=-1, keepdim=True).values * p
     return logits.masked_fill(probs < threshold, NEG_INF)
@@ -74,20 +85,27 @@ def filtered(
     return min_p(top_p(top_k(temperature(x, t), k), p), mp)
 
 
-def draw(scores: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def draw(
+    scores: torch.Tensor, generator: torch.Generator | None = None, u: torch.Tensor | None = None
+) -> torch.Tensor:
     """One token per row from ``softmax(scores)`` (B, V) -> (B,), by inverting the CDF.
+
+    ``u``: the uniform numbers in (0, 1] to use, (B,) (default: drawn from ``generator``).
 
     The same distribution as ``torch.multinomial(softmax(scores), 1)``, at a third of its cost
     for one row of a few hundred tokens. ``u`` lies in (0, 1], so the token found always has
     a probability above zero (a masked token, -inf, is never drawn).
     """
+    import torch
+
     probs = torch.softmax(scores.float(), dim=-1)  # (B, V)
     cdf = probs.cumsum(-1)  # (B, V)
     if not torch.isfinite(cdf[:, -1]).all():
         raise ValueError("draw: scores hold NaN, or a row allows no token")
-    device = None if generator is None else generator.device
-    u = 1.0 - torch.rand(scores.size(0), 1, generator=generator, device=device)  # (0, 1]
-    u = u.to(scores.device)
+    if u is None:
+        device = None if generator is None else generator.device
+        u = 1.0 - torch.rand(scores.size(0), generator=generator, device=device)  # (0, 1]
+    u = u.to(scores.device)[:, None]  # (B, 1)
     token = torch.searchsorted(cdf, u * cdf[:, -1:])  # (B, 1)
     return token[:, 0].clamp_(max=scores.size(-1) - 1)
 

@@ -21,11 +21,9 @@ from typing import Any
 
 import numpy as np
 import pretty_midi
-import torch
 
 from musegen import checkpoint as ckpt
 from musegen.errors import ConfigError, MidiError
-from musegen.evaluate import bits_per_note, token_nll
 from musegen.generate.infill import (
     Gap,
     check_metres,
@@ -37,6 +35,7 @@ from musegen.generate.infill import (
 )
 from musegen.generate.sample import generate, generate_iter
 from musegen.generate.theory import Key, detect_key, parse_key
+from musegen.metrics import bits_per_note
 from musegen.midi import (
     Limits,
     Note,
@@ -61,6 +60,7 @@ from musegen.quantize import (
     read_for_model,
     snapped_onsets,
 )
+from musegen.runtime import DEFAULT_RUNTIME, Runtime, as_runtime, choose_runtime
 from musegen.tokens.grammar import Phase
 from musegen.tokens.tokenizer import Tokenizer
 
@@ -95,20 +95,37 @@ def _reusable(source: Any) -> Any:
 
 
 class MuseGen:
-    """A loaded model: continue, vary, stream and score melodies."""
+    """A loaded model: continue, vary, stream and score melodies.
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, config: dict, name: str):
-        self.model = model.eval()
+    ``runtime``: what runs the decoder (`musegen.runtime`), or a torch decoder to run eagerly.
+    """
+
+    def __init__(self, runtime: Runtime | Any, tokenizer: Tokenizer, config: dict, name: str):
+        self.runtime = as_runtime(runtime)
         self.tokenizer = tokenizer
         self.config = config
         self.name = name
+
+    @property
+    def model(self) -> Any:
+        """The torch decoder (runtime "torch" only)."""
+        model = getattr(self.runtime, "model", None)
+        if model is None:
+            raise ConfigError(
+                f"{self.name} runs on {self.runtime.name}; load it with runtime='torch' for "
+                "its PyTorch model"
+            )
+        return model
 
     @property
     def arch(self) -> str:
         return self.config["arch"]
 
     def __repr__(self) -> str:
-        return f"MuseGen({self.name!r}, arch={self.arch}, parameters={self.config['parameters']:,})"
+        return (
+            f"MuseGen({self.name!r}, arch={self.arch}, parameters={self.config['parameters']:,}, "
+            f"runtime={self.runtime.name})"
+        )
 
     # ------------------------------------------------------------------ preparing
 
@@ -195,7 +212,7 @@ class MuseGen:
         constraints = self._constraints(primer, bars, key, pitch_range)
         sampling = Sampling(**sampling_options)
         return generate(
-            self.model,
+            self.runtime,
             self.tokenizer,
             primer.context,
             n=n,
@@ -337,7 +354,7 @@ class MuseGen:
         """The longest sequence infilling gives the model: its training length, and no more
         than a Transformer's context."""
         trained = int(self.config.get("training", {}).get("config", {}).get("seq_len", 512))
-        return min(trained, getattr(self.model.config, "max_seq_len", None) or trained)
+        return min(trained, self.runtime.window or trained)
 
     def infill_ids(
         self,
@@ -353,7 +370,7 @@ class MuseGen:
         """Token ids of ``n`` fillings of a planned gap (each ends with EOS)."""
         constraints = self._constraints(primer, gap.bars, key, pitch_range)
         return generate(
-            self.model,
+            self.runtime,
             self.tokenizer,
             gap.context,
             n=n,
@@ -515,7 +532,7 @@ class MuseGen:
         pending: list[tuple[int, int]] = []  # (end tick, pitch) of sounding notes
         clock = primer.start  # tick of the last message sent
         for _, token in generate_iter(
-            self.model,
+            self.runtime,
             tok,
             primer.context,
             n=1,
@@ -569,12 +586,37 @@ class MuseGen:
         ids = tok.encode_score(grid) if used else tok.encode(source, track=track)
         ids = np.asarray(ids, dtype=np.int64)
         notes = int(np.isin(ids, self.tokenizer.pitch_ids).sum())
-        result = bits_per_note(token_nll(self.model, [ids]), [ids], [notes], self.tokenizer)
+        result = bits_per_note([self._token_nll(ids)], [ids], [notes], self.tokenizer)
         return {
             "notes": result["notes"],
             "bits_per_note": result["bits_per_note"],
             "pitch_bits_per_note": result["pitch_bits_per_note"],
         }
+
+    def _token_nll(self, ids: np.ndarray) -> np.ndarray:
+        """Loss (nats) of ``ids[1:]``, each given the ids before it, on any runtime.
+
+        As `musegen.evaluate.token_nll`: a sequence longer than a Transformer's window is
+        read in windows that overlap by half (every id keeps at least half a window)."""
+        window = self.runtime.window or len(ids)
+        out = np.zeros(max(len(ids) - 1, 0), dtype=np.float64)
+        done = start = 0  # ids[1 : done + 1] are scored
+        while done < len(ids) - 1:
+            chunk = ids[start : start + window]
+            logits, _ = self.runtime.prefill([int(i) for i in chunk[:-1]])  # (len - 1, V)
+            nll = _nll_from_logits(logits, chunk[1:])
+            out[done : start + len(chunk) - 1] = nll[done - start :]
+            done = start + len(chunk) - 1
+            start += window // 2
+        return out
+
+
+def _nll_from_logits(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Natural-log loss of each target id under its row of logits (T, V) -> (T,)."""
+    logits = logits.astype(np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
+    return log_z - logits[np.arange(len(targets)), targets]
 
 
 def _last_bar_end(tok: Tokenizer, ids: list[int]) -> int:
@@ -585,17 +627,30 @@ def _last_bar_end(tok: Tokenizer, ids: list[int]) -> int:
 
 def load(
     name_or_dir: str | Path = DEFAULT_MODEL,
-    device: str | torch.device = "cpu",
+    device: str = "cpu",
     *,
+    runtime: str = DEFAULT_RUNTIME,
     threads: int | None = None,
 ) -> MuseGen:
     """Load a shipped model (``"lstm"``, ``"transformer"``, ``"mamba"``) or a checkpoint dir.
 
-    ``threads``: torch's intra-op threads for this process, set here (None: $MUSEGEN_THREADS,
-    else 1, which suits batch-1 generation and keeps it fast while other programs, a DAW say,
-    keep cores busy; 0 leaves torch's setting alone).
+    ``runtime``: "onnx" runs the checkpoint's exported graphs with ONNX Runtime (no torch
+    needed), "torch" the PyTorch model (any ``device``), "auto" ONNX Runtime when it is
+    installed and the checkpoint has graphs, else torch (`musegen.runtime`).
+    ``threads``: intra-op threads for generation (None: $MUSEGEN_THREADS, else 1, which suits
+    batch-1 generation and keeps it fast while other programs, a DAW say, keep cores busy; 0
+    leaves the runtime's own setting alone). With torch the setting is process-wide.
     """
     n = generation_threads(threads)
+    path = ckpt.resolve(name_or_dir)
+    kind = choose_runtime(runtime, path, str(device))
+    if kind == "onnx":
+        from musegen.runtime.onnx_runtime import OnnxRuntime
+
+        tokenizer, config = ckpt.read_checkpoint(path)
+        return MuseGen(OnnxRuntime(path, threads=n), tokenizer, config, str(name_or_dir))
+    import torch
+
     if n:
         torch.set_num_threads(n)
     try:
@@ -606,6 +661,5 @@ def load(
         ) from e
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but PyTorch sees no CUDA GPU; use 'cpu'")
-    path = ckpt.resolve(name_or_dir)
     model, tokenizer, config = ckpt.load_checkpoint(path, device=device)
     return MuseGen(model, tokenizer, config, str(name_or_dir))

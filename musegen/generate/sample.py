@@ -7,19 +7,21 @@ Every step composes masks and filters on the logits:
    the primer (no time-signature change), a key/scale and a pitch range on PITCH tokens,
 3. the sampling filters of `musegen.generate.filters` (temperature, top-k, top-p, min-p).
 
-Rows of a batch are independent samples (variations). A seeded ``torch.Generator`` makes the
-result reproducible.
+Rows of a batch are independent samples (variations). A seeded NumPy generator makes the
+result reproducible, the same on every runtime (`musegen.runtime`): the loop is NumPy only and
+drives the model through its runtime's ``prefill`` and ``step``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
-import torch
 
 from musegen.generate.filters import sample_row
 from musegen.options import Constraints, Sampling, check_seed, check_variations
+from musegen.runtime import as_runtime
 from musegen.tokens.grammar import GrammarState
 from musegen.tokens.tokenizer import Tokenizer
 
@@ -105,7 +107,7 @@ class _Row:
 
 
 def generate_iter(
-    model: torch.nn.Module,
+    model: Any,
     tok: Tokenizer,
     context: list[int],
     *,
@@ -118,6 +120,8 @@ def generate_iter(
     """Sample ``n`` continuations of ``context`` (ids starting with BOS), yielding
     ``(row, id)`` as each id is drawn; each row ends with EOS.
 
+    ``model``: a `musegen.runtime.base.Runtime`, or a torch decoder (run eagerly).
+
     ``context`` must end where the continuation starts: right after the BAR token that opens
     its first bar (and its TIMESIG, if any) or, from scratch, right after BOS. ``start``: the
     grammar state there when ``context`` is not a plain sequence (an infilling arrangement,
@@ -125,38 +129,33 @@ def generate_iter(
     """
     check_variations(n)
     check_seed(seed)
-    device = next(model.parameters()).device
+    runtime = as_runtime(model)
     grammar = tok.grammar()
     start_state = grammar.walk(context) if start is None else start
     from_scratch = start_state.bars == 0
     bars_to_open = constraints.bars if from_scratch else constraints.bars - 1
     keep = static_mask(tok, constraints)
-    generator = torch.Generator(device="cpu")
-    generator.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+    rng = np.random.default_rng(seed)
 
-    with torch.inference_mode():
-        window = getattr(model.config, "max_seq_len", None)
-        prompt = context if window is None else context[-window:]
-        logits, state = model(torch.tensor([prompt], device=device), return_state=True)
-        logits = logits[:, -1].float().expand(n, -1)  # (n, V)
-        state = state.select(torch.zeros(n, dtype=torch.long, device=device))
+    prompt = context if runtime.window is None else context[-runtime.window :]
+    logits, state = runtime.prefill(prompt)
+    logits = np.broadcast_to(logits[-1], (n, logits.shape[-1]))  # (n, V)
+    state = runtime.repeat(state, n)
 
     rows = [_Row(grammar, start_state, bars_to_open) for _ in range(n)]
     max_steps = (constraints.bars + 1) * (constraints.max_tokens_per_bar + 2) + 8
     s = sampling
-    tokens = torch.zeros(n, dtype=torch.long)  # (n,) the ids drawn at this step, reused
-    drawn = tokens.numpy()
+    drawn = np.zeros(n, dtype=np.int64)  # (n,) the ids drawn at this step, reused
     uniforms = np.empty((0, n), dtype=np.float32)
     candidate_ids: dict = {}  # a row's situation -> the ids it may draw (`_Row.candidates`)
     for step in range(max_steps):
-        if step % UNIFORM_BLOCK == 0:  # the same stream as one torch.rand(n) per step
-            uniforms = (1.0 - torch.rand(UNIFORM_BLOCK, n, generator=generator)).numpy()
+        if step % UNIFORM_BLOCK == 0:  # the same stream as one rng.random(n) per step
+            uniforms = 1.0 - rng.random((UNIFORM_BLOCK, n), dtype=np.float32)
         u = uniforms[step % UNIFORM_BLOCK]  # (n,) in (0, 1], as `draw` uses
-        scores = logits.float().cpu().numpy()  # (n, V)
         for i, r in enumerate(rows):
             ids = r.candidates(tok, keep, constraints.max_tokens_per_bar, candidate_ids)
             drawn[i] = sample_row(
-                scores[i], ids, float(u[i]), s.temperature, s.top_k, s.top_p, s.min_p
+                logits[i], ids, float(u[i]), s.temperature, s.top_k, s.top_p, s.min_p
             )
         for i, r in enumerate(rows):
             if not r.done:
@@ -164,13 +163,12 @@ def generate_iter(
                 yield i, int(drawn[i])
         if all(r.done for r in rows):
             return
-        with torch.inference_mode():
-            logits, state = model.step(tokens.to(device), state)
+        logits, state = runtime.step(drawn.copy(), state)
     raise RuntimeError("generation did not finish")  # pragma: no cover - bars cap tokens
 
 
 def generate(
-    model: torch.nn.Module,
+    model: Any,
     tok: Tokenizer,
     context: list[int],
     *,

@@ -1,0 +1,92 @@
+"""Runtimes: what runs a decoder's prefill and step for generation.
+
+Generation needs two calls from a model (`musegen.runtime.base.Runtime`):
+
+- ``prefill(ids)``: the primer in one call -> logits at every position and the state;
+- ``step(tokens, state)``: one token per row -> logits and the new state.
+
+Two runtimes implement them:
+
+- ``"torch"``: the decoder's eager PyTorch code (the reference; needed to train, on a GPU,
+  and for checkpoints without graphs);
+- ``"onnx"``: the checkpoint's ``prefill.onnx`` and ``step.onnx`` run by ONNX Runtime, with
+  no torch import (`musegen export` writes the graphs; the shipped models have them).
+
+``"auto"`` (the default) picks ONNX Runtime when it is installed and the checkpoint has
+graphs, else torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from musegen.errors import ConfigError
+from musegen.runtime.base import Runtime
+
+RUNTIMES: tuple[str, ...] = ("auto", "onnx", "torch")
+DEFAULT_RUNTIME = "auto"
+
+__all__ = ["DEFAULT_RUNTIME", "RUNTIMES", "Runtime", "as_runtime", "choose_runtime", "installed"]
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module made unimportable (sys.modules[name] = None)
+        return False
+
+
+def has_graphs(directory: Path) -> bool:
+    """Whether a checkpoint directory holds exported graphs."""
+    from musegen.runtime.onnx_runtime import PREFILL, STEP
+
+    return (directory / PREFILL).is_file() and (directory / STEP).is_file()
+
+
+def choose_runtime(runtime: str, directory: Path, device: str = "cpu") -> str:
+    """ "onnx" or "torch" for a checkpoint: ``runtime`` checked, "auto" resolved.
+
+    Raises `ConfigError` when the asked-for runtime cannot run here, saying what to do."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)} (got {runtime!r})")
+    on_cpu = str(device).split(":")[0] == "cpu"
+    if runtime == "auto":
+        if on_cpu and installed("onnxruntime") and has_graphs(directory):
+            return "onnx"
+        if installed("torch"):
+            return "torch"
+        if not installed("onnxruntime"):
+            raise ConfigError(
+                "neither onnxruntime nor torch is installed: pip install onnxruntime "
+                "(generation) or torch (training too)"
+            )
+        raise ConfigError(
+            f"{directory} has no ONNX graphs and torch is not installed: run "
+            f"`musegen export {directory}` where torch is installed, or install torch"
+        )
+    if runtime == "onnx":
+        if not on_cpu:
+            raise ConfigError("runtime 'onnx' runs on the CPU; use runtime='torch' for a GPU")
+        if not installed("onnxruntime"):
+            raise ConfigError("runtime 'onnx' needs onnxruntime: pip install onnxruntime")
+        if not has_graphs(directory):
+            raise ConfigError(
+                f"{directory} has no ONNX graphs: run `musegen export {directory}` first"
+            )
+        return "onnx"
+    if not installed("torch"):
+        raise ConfigError(
+            "runtime 'torch' needs PyTorch: pip install torch (or use runtime='onnx')"
+        )
+    return "torch"
+
+
+def as_runtime(model: object) -> Runtime:
+    """``model`` if it is a runtime already, else a torch decoder wrapped in the torch runtime."""
+    if all(hasattr(model, a) for a in ("prefill", "step", "repeat")):
+        return model  # type: ignore[return-value]
+    from musegen.runtime.torch_runtime import TorchRuntime
+
+    return TorchRuntime(model)  # type: ignore[arg-type]

@@ -1,0 +1,159 @@
+"""`musegen export DIR`: write a checkpoint's prefill and step graphs for ONNX Runtime.
+
+The graphs (``prefill.onnx``, ``step.onnx``, a few tens of KB each) hold no weights of their
+own: every parameter is an ONNX external-data reference into the checkpoint's
+``model.safetensors`` (a safetensors file is a JSON header and then the raw little-endian
+tensors, which is exactly what ONNX external data points at). So the weights stay in one file,
+and ONNX Runtime reads them from it when it opens a graph. Each graph records a hash of the
+safetensors header it was written against; a checkpoint whose weights file was replaced with
+another layout is refused at load (export again).
+
+Needs torch and the ``onnx`` package (``pip install 'musegen[export]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from musegen import checkpoint as ckpt
+from musegen.errors import CheckpointError, ConfigError
+from musegen.runtime.graphs import GRAPHS, PREFILL_CHUNK, STATE_SPEC
+from musegen.runtime.onnx_runtime import (
+    GRAPH_VERSION,
+    PREFILL,
+    STEP,
+    WEIGHTS,
+    safetensors_header,
+)
+
+OPSET = 18
+INLINE_LIMIT = 64 * 1024  # bytes of constants a graph may hold itself (tables, not weights)
+
+
+def _rms_norm_symbolic(g, x, shape, weight, eps):  # noqa: ANN001 - torch.onnx's signature
+    """aten::rms_norm over the last dimension, as plain ONNX ops (opset 18 has no RMSNorm)."""
+    from torch.onnx import symbolic_helper
+
+    eps = symbolic_helper._get_const(eps, "f", "eps")
+    axes = g.op("Constant", value_t=torch.tensor([-1], dtype=torch.long))
+    mean_sq = g.op("ReduceMean", g.op("Mul", x, x), axes, keepdims_i=1)
+    eps_t = g.op("Constant", value_t=torch.tensor(eps, dtype=torch.float32))
+    y = g.op("Div", x, g.op("Sqrt", g.op("Add", mean_sq, eps_t)))
+    return y if symbolic_helper._is_none(weight) else g.op("Mul", y, weight)
+
+
+def _export(module, args, path: Path, inputs, outputs, dynamic) -> None:  # noqa: ANN001
+    torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, OPSET)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            do_constant_folding=False,  # keep every parameter as itself: it lives in WEIGHTS
+        )
+
+
+def _point_at_weights(path: Path, header: dict, data_start: int, meta: dict) -> None:
+    """Turn every parameter initializer of the graph at ``path`` into a reference into the
+    safetensors file, and record ``meta`` in the graph."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    inline = 0
+    for init in graph.graph.initializer:
+        name = init.name.removeprefix("model.")
+        entry = header.get(name)
+        if entry is None or not init.name.startswith("model."):
+            inline += len(init.raw_data) or 4 * len(init.float_data) or 8 * len(init.int64_data)
+            continue
+        if entry["dtype"] != "F32" or list(entry["shape"]) != list(init.dims):
+            raise CheckpointError(
+                f"{name} is stored as {entry['dtype']} {entry['shape']}; ONNX export needs the "
+                "float32 weights that training saves"
+            )
+        begin, end = entry["data_offsets"]
+        init.ClearField("raw_data")
+        init.data_location = onnx.TensorProto.EXTERNAL
+        for key, value in (
+            ("location", WEIGHTS),
+            ("offset", str(data_start + begin)),
+            ("length", str(end - begin)),
+        ):
+            init.external_data.add(key=key, value=value)
+    if inline > INLINE_LIMIT:
+        raise CheckpointError(f"{path.name} would hold {inline} bytes of constants of its own")
+    for key, value in meta.items():
+        graph.metadata_props.add(key=f"musegen.{key}", value=json.dumps(value))
+    onnx.save(graph, str(path))
+
+
+def export(directory: str | Path) -> list[Path]:
+    """Write ``prefill.onnx`` and ``step.onnx`` next to the checkpoint's weights.
+
+    Returns the paths written. Raises `CheckpointError` for a checkpoint it cannot export."""
+    path = ckpt.resolve(directory)
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{path} is not writable; copy the checkpoint somewhere you can write")
+    model, _, config = ckpt.load_checkpoint(path)
+    model.eval()
+    arch = config["arch"]
+    header, data_start, header_hash = safetensors_header(path / WEIGHTS)
+    prefill, step = (cls(model) for cls in GRAPHS[type(model)])
+    spec = STATE_SPEC[arch]
+    names = [n for n, _ in spec]
+    outputs = ["logits", *(f"{n}_out" for n in names)]
+    carries = arch != "transformer"  # whether prefill continues from a state it is given
+    empty = model.init_state(1)
+    initial = tuple(getattr(empty, n) for n in names) if carries else ()
+    meta = {
+        "graph_version": GRAPH_VERSION,
+        "arch": arch,
+        "state": spec,
+        "window": getattr(model.config, "max_seq_len", None),
+        "prefill_state": {n: list(t.shape) for n, t in zip(names, initial, strict=True)}
+        if carries
+        else None,
+        "prefill_chunk": PREFILL_CHUNK.get(arch),
+        "weights_header_sha256": header_hash,
+    }
+    # Dynamic axes: T (prefill length), B (rows) and, for the Transformer's keys, S (past).
+    seq_axis = {"k": 3, "v": 3} if arch == "transformer" else {}
+    p_dyn = {"tokens": {1: "T"}, "logits": {1: "T"}}
+    p_dyn |= {f"{n}_out": {ax: "S"} for n, ax in seq_axis.items()}
+    s_dyn: dict[str, dict[int, str]] = {"token": {0: "B"}, "logits": {0: "B"}}
+    for n, dim in spec:
+        if dim is not None:
+            s_dyn[n] = {dim: "B"} | ({seq_axis[n]: "S"} if n in seq_axis else {})
+            s_dyn[f"{n}_out"] = {dim: "B"} | ({seq_axis[n]: "S_out"} if n in seq_axis else {})
+    tokens = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():  # a state to trace the step with, two rows
+        state = prefill(tokens, *initial)[1:]
+    state = tuple(
+        t if dim is None else t.repeat_interleave(2, dim).contiguous()
+        for t, (_, dim) in zip(state, spec, strict=True)
+    )
+    written = []
+    with tempfile.TemporaryDirectory(dir=path) as tmp:  # renamed into place when both are done
+        tmp = Path(tmp)
+        prefill_inputs = ["tokens", *(names if carries else [])]
+        _export(prefill, (tokens, *initial), tmp / PREFILL, prefill_inputs, outputs, p_dyn)
+        example = (torch.tensor([1, 2]), *state)
+        _export(step, example, tmp / STEP, ["token", *names], outputs, s_dyn)
+        for name in (PREFILL, STEP):
+            _point_at_weights(tmp / name, header, data_start, meta | {"graph": name[:-5]})
+        for name in (PREFILL, STEP):
+            os.replace(tmp / name, path / name)
+            written.append(path / name)
+    return written

@@ -1,0 +1,126 @@
+"""ONNX Runtime: a checkpoint's exported graphs, run without torch.
+
+``prefill.onnx`` and ``step.onnx`` (written by `musegen.runtime.export`) read their weights from
+the checkpoint's ``model.safetensors`` as ONNX external data, so opening a graph needs nothing
+but the checkpoint directory. The state is a dict of NumPy arrays named as the graphs' inputs.
+
+Thread pools: ONNX Runtime's workers spin while they wait for work by default, which on a busy
+2-core machine multiplies a step's latency; spinning is switched off, and a batch-1 step runs on
+``threads`` intra-op threads (1 unless told otherwise, `musegen.options.generation_threads`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from musegen.errors import CheckpointError
+
+GRAPH_VERSION = 1
+PREFILL, STEP = "prefill.onnx", "step.onnx"
+WEIGHTS = "model.safetensors"
+
+State = dict[str, np.ndarray]
+
+
+def safetensors_header(path: Path) -> tuple[dict, int, str]:
+    """(tensor entries, where the data starts, sha256 of the header) of a safetensors file."""
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        raw = f.read(size)
+    header = json.loads(raw)
+    header.pop("__metadata__", None)
+    return header, 8 + size, hashlib.sha256(raw).hexdigest()
+
+
+def session_options(threads: int):  # -> onnxruntime.SessionOptions
+    """Options for a generation session: sequential, ``threads`` intra-op threads (0: ONNX
+    Runtime's choice), no spin-waiting."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3  # errors only: no notes about graph rewrites on stderr
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.inter_op_num_threads = 1
+    if threads:
+        so.intra_op_num_threads = threads
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return so
+
+
+class OnnxRuntime:
+    """`musegen.runtime.base.Runtime` over a checkpoint's graphs, on the CPU."""
+
+    name = "onnx"
+
+    def __init__(self, directory: str | Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        directory = Path(directory)
+        _, _, header_hash = safetensors_header(directory / WEIGHTS)
+        options = session_options(threads)
+        self.sessions = {}
+        meta = {}
+        for name in (PREFILL, STEP):
+            try:
+                session = ort.InferenceSession(
+                    str(directory / name), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as e:  # onnxruntime raises its own exception types
+                raise CheckpointError(
+                    f"{directory / name} could not be opened ({e}); run "
+                    f"`musegen export {directory}` again"
+                ) from e
+            meta = {
+                k.removeprefix("musegen."): json.loads(v)
+                for k, v in session.get_modelmeta().custom_metadata_map.items()
+                if k.startswith("musegen.")
+            }
+            if meta.get("graph_version") != GRAPH_VERSION:
+                raise CheckpointError(
+                    f"{directory / name} was written by another musegen version; run "
+                    f"`musegen export {directory}` again"
+                )
+            if meta.get("weights_header_sha256") != header_hash:
+                raise CheckpointError(
+                    f"{directory / name} was exported for other weights than "
+                    f"{directory / WEIGHTS}; run `musegen export {directory}` again"
+                )
+            self.sessions[name] = session
+        self.spec: list[tuple[str, int | None]] = [tuple(s) for s in meta["state"]]
+        self.names = [n for n, _ in self.spec]
+        self.window: int | None = meta["window"]
+        shapes = meta["prefill_state"]  # None: prefill starts empty (and takes <= window)
+        self.empty = (
+            None if shapes is None else {n: np.zeros(shapes[n], np.float32) for n in shapes}
+        )
+        self.chunk: int = meta.get("prefill_chunk") or 512  # tokens per prefill call
+
+    def prefill(self, ids: list[int]) -> tuple[np.ndarray, State]:
+        tokens = np.asarray([ids], dtype=np.int64)  # (1, T)
+        session = self.sessions[PREFILL]
+        if self.empty is None:
+            logits, *state = session.run(None, {"tokens": tokens})
+            return logits[0], dict(zip(self.names, state, strict=True))
+        state, pieces = self.empty, []
+        for i in range(0, max(len(ids), 1), self.chunk):  # long primers in pieces
+            logits, *out = session.run(None, {"tokens": tokens[:, i : i + self.chunk]} | state)
+            state = dict(zip(self.names, out, strict=True))
+            pieces.append(logits[0])
+        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0], state
+
+    def repeat(self, state: State, n: int) -> State:
+        return {
+            name: state[name] if dim is None else np.repeat(state[name], n, axis=dim)
+            for name, dim in self.spec
+        }
+
+    def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        feed = {"token": np.asarray(tokens, dtype=np.int64)} | state
+        logits, *new = self.sessions[STEP].run(None, feed)
+        return logits, dict(zip(self.names, new, strict=True))

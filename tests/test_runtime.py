@@ -1,0 +1,203 @@
+"""The ONNX Runtime backend against the torch reference, export, and life without torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import musegen
+from musegen import checkpoint as ckpt
+from musegen.errors import CheckpointError, ConfigError
+from musegen.options import ARCHITECTURES
+from musegen.runtime import choose_runtime
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from musegen.runtime.export import export  # noqa: E402 - needs onnx
+from musegen.runtime.onnx_runtime import PREFILL, STEP, WEIGHTS, OnnxRuntime  # noqa: E402
+from musegen.runtime.torch_runtime import TorchRuntime  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "demo" / "examples").glob("*.mid"))
+REL = 1e-4  # float32 graphs against eager float32
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def _agree(onnx: OnnxRuntime, torch_rt: TorchRuntime, ids: list[int], steps: int, rows: int):
+    """Largest relative logit difference over a prefill of ``ids`` and ``steps`` steps."""
+    rng = np.random.default_rng(0)
+    a, sa = onnx.prefill(ids)
+    b, sb = torch_rt.prefill(ids)
+    assert a.shape == b.shape == (len(ids), b.shape[-1])
+    worst = _rel(a, b)
+    sa, sb = onnx.repeat(sa, rows), torch_rt.repeat(sb, rows)
+    vocab = b.shape[-1]
+    for _ in range(steps):
+        tokens = rng.integers(0, vocab, rows)
+        a, sa = onnx.step(tokens, sa)
+        b, sb = torch_rt.step(tokens, sb)
+        worst = max(worst, _rel(a, b))
+    return worst
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """(onnx MuseGen, torch MuseGen) per shipped model."""
+    return {
+        arch: (musegen.load(arch, runtime="onnx"), musegen.load(arch, runtime="torch"))
+        for arch in ARCHITECTURES
+    }
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_shipped_graphs_give_torchs_logits(shipped, arch):
+    onnx_m, torch_m = shipped[arch]
+    ids = onnx_m.tokenizer.encode(EXAMPLES[0])
+    assert _agree(onnx_m.runtime, torch_m.runtime, ids, steps=100, rows=2) < REL
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_same_seed_same_music_on_both_runtimes(shipped, arch):
+    onnx_m, torch_m = shipped[arch]
+    for path in EXAMPLES[:3]:
+        a = onnx_m.generate_ids(onnx_m.prepare(path), n=2, bars=4, seed=7)
+        b = torch_m.generate_ids(torch_m.prepare(path), n=2, bars=4, seed=7)
+        assert a == b
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_scores_agree_across_runtimes(shipped, arch):
+    onnx_m, torch_m = shipped[arch]
+    a, b = onnx_m.score(EXAMPLES[1]), torch_m.score(EXAMPLES[1])
+    assert a["notes"] == b["notes"] > 0
+    assert a["bits_per_note"] == pytest.approx(b["bits_per_note"], rel=1e-4)
+
+
+def test_long_primers_go_in_pieces_and_match(shipped):
+    """Prefill past one call's length (the LSTM and Mamba carry state between pieces) and
+    a Transformer sequence past its window (scored in overlapping windows)."""
+    rng = np.random.default_rng(3)
+    ids = [1, *(int(i) for i in rng.integers(5, 300, 1300))]
+    for arch in ("lstm", "mamba"):
+        onnx_m, torch_m = shipped[arch]
+        assert _agree(onnx_m.runtime, torch_m.runtime, ids, steps=5, rows=1) < REL
+    onnx_m, torch_m = shipped["transformer"]
+    a = onnx_m._token_nll(np.array(ids))
+    b = torch_m._token_nll(np.array(ids))
+    assert a.shape == (len(ids) - 1,)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_graphs_hold_no_weights():
+    """The graphs point into model.safetensors: a few KB of structure each, no second copy."""
+    import onnx
+
+    for arch in ARCHITECTURES:
+        folder = ckpt.SHIPPED_DIR / arch
+        weights = (folder / WEIGHTS).stat().st_size
+        for name in (PREFILL, STEP):
+            assert (folder / name).stat().st_size < min(256_000, weights / 20)
+            graph = onnx.load(str(folder / name), load_external_data=False)
+            external = [
+                i for i in graph.graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL
+            ]
+            assert external, "parameters are external data"
+            assert {e.value for i in external for e in i.external_data if e.key == "location"} == {
+                WEIGHTS
+            }
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_export_a_checkpoint_of_your_own(infill_checkpoints, tmp_path, arch):
+    """`export` on a freshly trained tiny model (the Mamba one has two groups, the
+    Transformer a 128-token window), then the graphs agree with torch past the window."""
+    folder = tmp_path / arch
+    shutil.copytree(infill_checkpoints[arch], folder)
+    written = export(folder)
+    assert [p.name for p in written] == [PREFILL, STEP]
+    model, tok, _ = ckpt.load_checkpoint(folder)
+    onnx_rt, torch_rt = OnnxRuntime(folder), TorchRuntime(model)
+    ids = [tok.bos_id, *range(10, 10 + 120)]  # 121 tokens + 30 steps: past a 128 window
+    assert _agree(onnx_rt, torch_rt, ids, steps=30, rows=3) < REL
+    loaded = musegen.load(folder)  # auto: the graphs are there now
+    assert loaded.runtime.name == "onnx"
+    assert loaded.infill(EXAMPLES[0], 2, 2, seed=1).instruments
+
+
+def test_graphs_of_other_weights_are_refused(tmp_path):
+    """Weights rewritten with another layout (retrained, converted) need a new export."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path / "lstm"
+    shutil.copytree(ckpt.SHIPPED_DIR / "lstm", folder)
+    tensors = load_file(str(folder / WEIGHTS))
+    save_file(dict(reversed(tensors.items())), str(folder / WEIGHTS), metadata={"note": "moved"})
+    config = json.loads((folder / "config.json").read_text())
+    config["weights_sha256"] = ckpt.file_sha256(folder / WEIGHTS)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="musegen export"):
+        musegen.load(folder, runtime="onnx")
+    assert musegen.load(folder, runtime="torch").runtime.name == "torch"
+
+
+def test_choosing_a_runtime(tmp_path):
+    shipped = ckpt.SHIPPED_DIR / "mamba"
+    assert choose_runtime("auto", shipped) == "onnx"
+    assert choose_runtime("auto", shipped, "cuda") == "torch"
+    assert choose_runtime("torch", shipped) == "torch"
+    bare = tmp_path / "bare"
+    shutil.copytree(shipped, bare, ignore=shutil.ignore_patterns("*.onnx"))
+    assert choose_runtime("auto", bare) == "torch"
+    with pytest.raises(ConfigError, match="musegen export"):
+        choose_runtime("onnx", bare)
+    with pytest.raises(ConfigError, match="auto, onnx, torch"):
+        choose_runtime("tensorrt", shipped)
+    with pytest.raises(ConfigError, match="CPU"):
+        choose_runtime("onnx", shipped, "cuda")
+
+
+NO_TORCH = "import sys; sys.modules['torch'] = None; from musegen.cli import main; "
+
+
+def _run_without_torch(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MUSEGEN_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-c", NO_TORCH + code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_continues_and_infills_without_torch(tmp_path):
+    """What an install without torch does: continue and regenerate bars from the CLI."""
+    out = tmp_path / "out.mid"
+    args = [str(EXAMPLES[0]), "-o", str(out), "--bars", "4", "--seed", "1"]
+    done = _run_without_torch(f"sys.exit(main({['generate', *args]!r}))", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 100 and "mamba" in done.stdout
+    infilled = tmp_path / "infilled.mid"
+    args = [str(EXAMPLES[0]), "-o", str(infilled), "--bars", "2-3", "--seed", "1"]
+    done = _run_without_torch(f"sys.exit(main({['infill', *args]!r}))", tmp_path)
+    # the shipped models are continuation-only: a clear user error, not an ImportError
+    assert done.returncode in (0, 2), done.stderr
+    assert "Traceback" not in done.stderr
+    done = _run_without_torch(
+        f"sys.exit(main({['generate', '-o', str(out), '--runtime', 'torch']!r}))", tmp_path
+    )
+    assert done.returncode == 2 and "needs PyTorch" in done.stderr
+    done = _run_without_torch(f"sys.exit(main({['export', 'lstm']!r}))", tmp_path)
+    assert done.returncode == 2 and "pip install 'musegen[export]'" in done.stderr
