@@ -1,6 +1,7 @@
 """`musegen bench`: how fast musegen is on this machine, next to what users would pick instead.
 
-One run measures, at batch 1 unless said otherwise:
+One run measures, at batch 1 unless said otherwise, each figure per runtime (`musegen.runtime`:
+ONNX Runtime and torch eager, those installed) side by side:
 
 - ``generate_tokens_per_s``: the sampling loop of each shipped model (grammar masks, top-p,
   everything a real continuation does), and ``hf_generate_tokens_per_s``: Hugging Face
@@ -9,7 +10,11 @@ One run measures, at batch 1 unless said otherwise:
   both continue the same 16-bar primer;
 - ``step_ms_at_position``: one decoder step after ~64 and ~4000 tokens (`bench_models.step_ms`);
 - ``continue_ms``: an 8-bar continuation of a 16-bar primer end to end (parse the file,
-  generate, write the output file), per model, and 4 variations at once;
+  generate, write the output file), per model, and 4 variations at once; and
+  ``continue_ms_busy_core``: the single continuation again while another process keeps one
+  core busy (a DAW playing, a second job);
+- ``fresh_process_s``: a new process running ``musegen --help``, and ``musegen generate``
+  (process start to file written, the default model);
 - ``train_tokens_per_s``: forward + backward + AdamW step at batch 16 x 512;
 - ``tokenize_files_per_s``: musegen and MidiTok REMI on the same files (MidiTok when installed).
 
@@ -20,19 +25,22 @@ a program, not a test: absolute numbers depend on the machine and its load.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from musegen.models import ARCHITECTURES
+from musegen.options import ARCHITECTURES
+from musegen.runtime import installed
 
 PRIMER_BARS = 16
 CONTINUE_BARS = 8
@@ -77,41 +85,42 @@ def generate_speed(models: dict, primer: bytes, bars: int, repeats: int) -> dict
     return out
 
 
-def hf_models(like: dict) -> dict[str, torch.nn.Module]:
+def hf_models(like: dict) -> dict[str, Any]:
     """Randomly initialised Hugging Face models shaped like the shipped ones (or {})."""
     try:
+        import torch
         from transformers import GPT2Config, GPT2LMHeadModel, Mamba2Config, Mamba2ForCausalLM
         from transformers.utils import logging
     except ImportError:
         return {}
     logging.set_verbosity_error()
     torch.manual_seed(0)
-    out: dict[str, torch.nn.Module] = {}
+    out: dict[str, Any] = {}
     if "transformer" in like:
-        c = like["transformer"].model.config
+        c = like["transformer"].config["model"]
         out["gpt2"] = GPT2LMHeadModel(
             GPT2Config(
-                vocab_size=c.vocab_size,
+                vocab_size=c["vocab_size"],
                 n_positions=1024,
-                n_embd=c.d_model,
-                n_layer=c.n_layers,
-                n_head=c.n_heads,
+                n_embd=c["d_model"],
+                n_layer=c["n_layers"],
+                n_head=c["n_heads"],
             )
         )
     if "mamba" in like:
-        c = like["mamba"].model.config
+        c = like["mamba"].config["model"]
         out["mamba2"] = Mamba2ForCausalLM(
             Mamba2Config(
-                vocab_size=c.vocab_size,
-                hidden_size=c.d_model,
-                num_hidden_layers=c.n_layers,
-                state_size=c.d_state,
-                expand=c.expand,
-                head_dim=c.headdim,
-                num_heads=c.nheads,
-                n_groups=c.ngroups,
-                conv_kernel=c.d_conv,
-                chunk_size=c.chunk_size,
+                vocab_size=c["vocab_size"],
+                hidden_size=c["d_model"],
+                num_hidden_layers=c["n_layers"],
+                state_size=c["d_state"],
+                expand=c["expand"],
+                head_dim=c["headdim"],
+                num_heads=c["d_model"] * c["expand"] // c["headdim"],
+                n_groups=c["ngroups"],
+                conv_kernel=c["d_conv"],
+                chunk_size=c["chunk_size"],
                 tie_word_embeddings=True,
             )
         )
@@ -120,6 +129,8 @@ def hf_models(like: dict) -> dict[str, torch.nn.Module]:
 
 def hf_generate_speed(hf: dict, prompt: list[int], new_tokens: int, repeats: int) -> dict:
     """Tokens/s of ``generate()`` with top-p 0.95 for exactly ``new_tokens`` new tokens."""
+    import torch
+
     ids = torch.tensor([prompt])
     out = {}
     for name, model in hf.items():
@@ -143,8 +154,11 @@ def hf_generate_speed(hf: dict, prompt: list[int], new_tokens: int, repeats: int
     return out
 
 
-def continue_time(models: dict, primer: bytes, bars: int, repeats: int, tmp: Path) -> dict:
-    """End-to-end ms: MIDI file in, ``bars``-bar continuation written out; and 4 variations."""
+def continue_time(
+    models: dict, primer: bytes, bars: int, repeats: int, tmp: Path, four: bool = True
+) -> dict:
+    """End-to-end ms: MIDI file in, ``bars``-bar continuation written out; and (``four``)
+    4 variations at once."""
     path = tmp / "primer.mid"
     path.write_bytes(primer)
     out = {}
@@ -154,25 +168,51 @@ def continue_time(models: dict, primer: bytes, bars: int, repeats: int, tmp: Pat
         def one(m=m, seeds=seeds) -> None:
             m.continue_midi(path, bars=bars, seed=next(seeds)).write(str(tmp / "out.mid"))
 
-        def four(m=m, seeds=seeds) -> None:
+        def four_at_once(m=m, seeds=seeds) -> None:
             for i, pm in enumerate(m.variations(path, n=4, bars=bars, seed=next(seeds))):
                 pm.write(str(tmp / f"out_{i}.mid"))
 
-        out[name] = {
-            "one": spread([1e3 * s for s in _timed(one, repeats)]),
-            "four_variations": spread([1e3 * s for s in _timed(four, repeats)]),
-        }
+        out[name] = {"one": spread([1e3 * s for s in _timed(one, repeats)])}
+        if four:
+            out[name]["four_variations"] = spread([1e3 * s for s in _timed(four_at_once, repeats)])
     return out
 
 
 def step_costs(models: dict, positions: list[int], steps: int) -> dict:
     """Median ms of one decoder step at each position, per model (runs in turns)."""
-    from musegen.bench_models import step_ms
+    out = {}
+    for name, m in models.items():
+        if m.runtime.name == "torch":
+            from musegen.bench_models import step_ms
 
-    return {
-        name: {str(p): ms for p, ms in step_ms(m.model, positions, steps).items()}
-        for name, m in models.items()
-    }
+            out[name] = {str(p): ms for p, ms in step_ms(m.model, positions, steps).items()}
+        else:
+            out[name] = {str(p): ms for p, ms in runtime_step_ms(m.runtime, positions, steps)}
+    return out
+
+
+def runtime_step_ms(runtime, positions: list[int], steps: int) -> list[tuple[int, float]]:
+    """`bench_models.step_ms` for an ONNX runtime: (position, median ms) pairs.
+
+    A Transformer past its window holds the window's keys whatever the position, so it is
+    prefilled with a window and its position counter set (the cost depends on the keys)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    states = {}
+    for p in positions:
+        ids = [int(i) for i in rng.integers(1, 400, min(p, runtime.window or p))]
+        _, states[p] = runtime.prefill(ids)
+        if "pos" in states[p]:
+            states[p]["pos"] = np.array([p], dtype=np.int64)
+    times: dict[int, list[float]] = {p: [] for p in positions}
+    token = np.array([5], dtype=np.int64)
+    for _ in range(steps):
+        for p in positions:
+            start = time.perf_counter()
+            _, states[p] = runtime.step(token, states[p])
+            times[p].append(time.perf_counter() - start)
+    return [(p, 1e3 * statistics.median(t)) for p, t in times.items()]
 
 
 def plot_step_costs(costs: dict, path: str | Path) -> None:
@@ -181,9 +221,11 @@ def plot_step_costs(costs: dict, path: str | Path) -> None:
 
     fig = new_figure((6, 3.6))
     ax = fig.subplots()
-    for name, by_pos in costs.items():
-        xs = [int(p) for p in by_pos]
-        ax.plot(xs, list(by_pos.values()), marker="o", label=name)
+    for runtime, by_model in costs.items():
+        for name, by_pos in by_model.items():
+            xs = [int(p) for p in by_pos]
+            style = "-" if runtime == "onnx" else "--"
+            ax.plot(xs, list(by_pos.values()), style, marker="o", label=f"{name} ({runtime})")
     ax.set_xscale("log")
     ax.set_xlabel("position (tokens already in context)")
     ax.set_ylabel("ms per step, batch 1")
@@ -197,15 +239,20 @@ def plot_step_costs(costs: dict, path: str | Path) -> None:
 
 def train_speed(archs: list[str], batch: int, length: int, iters: int, vocab: int) -> dict:
     """Training tokens/s of each architecture's small preset, median of ``iters`` steps."""
+    import torch
+
     from musegen.bench_models import train_step_seconds
     from musegen.models import build
 
     out = {}
+    generation_threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)  # training uses every core
     for arch in archs:
         torch.manual_seed(0)
         model = build(arch, vocab, "small")
         seconds = train_step_seconds(model, batch, length, iters)
         out[arch] = spread([batch * length / s for s in seconds])
+    torch.set_num_threads(generation_threads)
     return out
 
 
@@ -230,6 +277,58 @@ def _tokenize_files(tmp: Path, quick: bool) -> list[Path]:
     return files
 
 
+def available_runtimes() -> list[str]:
+    """The runtimes installed here, ONNX Runtime first."""
+    return [rt for rt, module in (("onnx", "onnxruntime"), ("torch", "torch")) if installed(module)]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform module says."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@contextlib.contextmanager
+def busy_core() -> Iterator[None]:
+    """Another process spinning on one core for the duration of the block."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it get going
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def _musegen_command() -> list[str]:
+    """How a user starts musegen: the console script if installed, else ``python -m``."""
+    script = shutil.which("musegen")
+    return [script] if script else [sys.executable, "-m", "musegen"]
+
+
+def fresh_process(primer: Path, bars: int, repeats: int, tmp: Path) -> dict:
+    """Seconds for a new process: ``musegen --help``, and ``musegen generate`` from process
+    start to the file written (default model and runtime, one warm-up run each)."""
+    cmd = _musegen_command()
+    out_file = tmp / "fresh.mid"
+    generate = [*cmd, "generate", str(primer), "-o", str(out_file), "--bars", str(bars)]
+
+    def run(args: list[str]) -> None:
+        subprocess.run(args, check=True, capture_output=True)
+
+    return {
+        "help": spread(_timed(lambda: run([*cmd, "--help"]), repeats)),
+        "generate": spread(_timed(lambda: run([*generate, "--seed", "1"]), repeats)),
+    }
+
+
 def run(
     quick: bool = False,
     threads: int | None = None,
@@ -238,52 +337,80 @@ def run(
 ) -> dict:
     """Every measurement; ``quick`` is a reduced run (a few seconds) for tests.
 
+    ``threads``: generation threads (None: musegen's default, `musegen.load`).
     ``positions``: where to time the decoder step (default ~64 and ~4000)."""
     import musegen
+    from musegen.options import generation_threads
 
-    if threads:
-        torch.set_num_threads(threads)
+    runtimes = available_runtimes()
     repeats = 2 if quick else 5
     bars = 1 if quick else CONTINUE_BARS
     result: dict[str, Any] = {
         "machine": {
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
+            "cpu": cpu_model(),
             "cpus": os.cpu_count(),
+            "threads": generation_threads(threads),
+            "runtimes": {rt: _version(rt) for rt in runtimes},
         },
         "quick": quick,
     }
-    progress("loading the shipped models")
-    models = {name: musegen.load(name, threads=0) for name in ARCHITECTURES}  # as set above
-    primer = make_primer(models["mamba"], 2 if quick else PRIMER_BARS)
+    progress(f"loading the shipped models ({', '.join(runtimes)})")
+    models = {
+        rt: {name: musegen.load(name, runtime=rt, threads=threads) for name in ARCHITECTURES}
+        for rt in runtimes
+    }
+    first = models[runtimes[0]]
+    primer = make_primer(first["mamba"], 2 if quick else PRIMER_BARS)
+    positions = positions or ([64, 256] if quick else [64, 4000])
     with tempfile.TemporaryDirectory(prefix="musegen-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        progress("generation speed")
         gen_bars = 2 if quick else 16
-        result["generate_tokens_per_s"] = generate_speed(models, primer, gen_bars, repeats)
-        hf = hf_models(models)
+        for key in ("generate_tokens_per_s", "step_ms_at_position", "continue_ms"):
+            result[key] = {}
+        result["continue_ms_busy_core"] = {}
+        for rt in runtimes:
+            progress(f"{rt}: generation speed, step cost, end-to-end continuation")
+            result["generate_tokens_per_s"][rt] = generate_speed(
+                models[rt], primer, gen_bars, repeats
+            )
+            result["step_ms_at_position"][rt] = step_costs(
+                models[rt], positions, 10 if quick else 200
+            )
+            result["continue_ms"][rt] = continue_time(models[rt], primer, bars, repeats, tmp)
+            with busy_core():
+                busy = continue_time(models[rt], primer, bars, repeats, tmp, four=False)
+            result["continue_ms_busy_core"][rt] = {n: c["one"] for n, c in busy.items()}
+        hf = hf_models(first)
         if hf:
-            prompt = models["mamba"].prepare(primer).context
+            progress("Hugging Face generate()")
+            prompt = first["mamba"].prepare(primer).context
             new = 16 if quick else 256
             result["hf_generate_tokens_per_s"] = hf_generate_speed(hf, prompt, new, repeats)
         else:
             result["hf_generate_tokens_per_s"] = None
-        progress("step cost against position")
-        positions = positions or ([64, 256] if quick else [64, 4000])
-        result["step_ms_at_position"] = step_costs(models, positions, 10 if quick else 200)
-        progress("end-to-end continuation")
-        result["continue_ms"] = continue_time(models, primer, bars, repeats, tmp)
-        progress("training speed")
-        batch, length = (2, 64) if quick else (16, 512)
-        vocab = models["mamba"].tokenizer.vocab_size
-        result["train_tokens_per_s"] = train_speed(
-            list(ARCHITECTURES), batch, length, repeats, vocab
-        )
-        result["train_tokens_per_s"]["batch"] = [batch, length]
+        progress("fresh processes")
+        (tmp / "primer.mid").write_bytes(primer)
+        result["fresh_process_s"] = fresh_process(tmp / "primer.mid", bars, repeats, tmp)
+        if "torch" in runtimes:
+            progress("training speed")
+            batch, length = (2, 64) if quick else (16, 512)
+            vocab = first["mamba"].tokenizer.vocab_size
+            result["train_tokens_per_s"] = train_speed(
+                list(ARCHITECTURES), batch, length, repeats, vocab
+            )
+            result["train_tokens_per_s"]["batch"] = [batch, length]
+        else:
+            result["train_tokens_per_s"] = None
         progress("tokenizing speed")
         files = _tokenize_files(tmp, quick)
         result["tokenize_files_per_s"] = tokenize_speed(files, 1 if quick else 5)
     return result
+
+
+def _version(runtime: str) -> str:
+    from importlib.metadata import version
+
+    return version("onnxruntime" if runtime == "onnx" else "torch")
 
 
 def _fmt(s: dict, digits: int = 0) -> str:
@@ -292,36 +419,51 @@ def _fmt(s: dict, digits: int = 0) -> str:
 
 def table(r: dict) -> str:
     """The result as a plain-text report (medians with min-max)."""
+    m = r["machine"]
+    versions = ", ".join(f"{rt} {v}" for rt, v in m["runtimes"].items())
     lines = [
-        f"musegen bench: torch {r['machine']['torch']}, {r['machine']['threads']} threads"
-        + (" (quick mode)" if r["quick"] else ""),
+        f"musegen bench: {m['cpu']}, {m['cpus']} CPUs; {versions}; {m['threads']} generation "
+        "thread(s)" + (" (quick mode)" if r["quick"] else ""),
         "",
         "generation tokens/s at batch 1 (median, min-max)",
     ]
     hf = r["hf_generate_tokens_per_s"] or {}
     rivals = {"lstm": "gpt2", "transformer": "gpt2", "mamba": "mamba2"}
-    for name, s in r["generate_tokens_per_s"].items():
-        rival = hf.get(rivals[name])
-        vs = f"   {s['median'] / rival['median']:.1f}x HF {rivals[name]}" if rival else ""
-        lines.append(f"  {name:<12} {_fmt(s):>24}{vs}")
+    for rt, by_model in r["generate_tokens_per_s"].items():
+        for name, s in by_model.items():
+            rival = hf.get(rivals[name])
+            vs = f"   {s['median'] / rival['median']:.1f}x HF {rivals[name]}" if rival else ""
+            lines.append(f"  {name:<12} {rt:<6} {_fmt(s):>24}{vs}")
     for name, s in hf.items():
-        lines.append(f"  HF {name:<9} {_fmt(s):>24}   ({s['parameters']:,} parameters)")
+        lines.append(f"  HF {name:<16} {_fmt(s):>24}   ({s['parameters']:,} parameters)")
     if not hf:
         lines.append("  (Hugging Face: pip install 'musegen[bench]' to compare)")
     lines += ["", "step ms at position"]
-    for name, by_pos in r["step_ms_at_position"].items():
-        cells = "  ".join(f"@{p}: {ms:.3f}" for p, ms in by_pos.items())
-        lines.append(f"  {name:<12} {cells}")
+    for rt, by_model in r["step_ms_at_position"].items():
+        for name, by_pos in by_model.items():
+            cells = "  ".join(f"@{p}: {ms:.3f}" for p, ms in by_pos.items())
+            lines.append(f"  {name:<12} {rt:<6} {cells}")
     lines += ["", "continuation end to end, ms (parse, generate, write)"]
-    for name, c in r["continue_ms"].items():
-        lines.append(
-            f"  {name:<12} one: {_fmt(c['one'])}   4 variations: {_fmt(c['four_variations'])}"
-        )
-    b, t = r["train_tokens_per_s"]["batch"]
-    lines += ["", f"training tokens/s (batch {b} x {t})"]
-    for name, s in r["train_tokens_per_s"].items():
-        if name != "batch":
-            lines.append(f"  {name:<12} {_fmt(s):>24}")
+    for rt, by_model in r["continue_ms"].items():
+        for name, c in by_model.items():
+            busy = r["continue_ms_busy_core"][rt][name]
+            lines.append(
+                f"  {name:<12} {rt:<6} one: {_fmt(c['one'])}   4 variations: "
+                f"{_fmt(c['four_variations'])}   one, a core busy: {_fmt(busy)}"
+            )
+    f = r["fresh_process_s"]
+    lines += [
+        "",
+        "a fresh process, s",
+        f"  musegen --help     {_fmt(f['help'], 3)}",
+        f"  musegen generate   {_fmt(f['generate'], 3)}   (start to file written)",
+    ]
+    if r["train_tokens_per_s"]:
+        b, t = r["train_tokens_per_s"]["batch"]
+        lines += ["", f"training tokens/s (batch {b} x {t}, torch, every core)"]
+        for name, s in r["train_tokens_per_s"].items():
+            if name != "batch":
+                lines.append(f"  {name:<12} {_fmt(s):>24}")
     tk = r["tokenize_files_per_s"]
     lines += ["", f"tokenizing files/s ({tk['files']} files)"]
     for name, v in tk.items():

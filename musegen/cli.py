@@ -20,13 +20,17 @@ USER_ERROR = 2
 MIDI_SUFFIXES = (".mid", ".midi")
 THREADS_HELP = (
     "CPU threads for generation (unset: $MUSEGEN_THREADS, else 1, which stays fast while "
-    "other programs keep cores busy; 0: torch's own setting)"
+    "other programs keep cores busy; 0: the runtime's own setting)"
 )
 QUANTIZE_HELP = (
     "how the model reads played-in timing: auto (snap an off-grid clip to the grid that fits "
     "it best), off, or a grid: 1/4 1/8 '1/8 swing' 1/8T 1/16 1/16T 1/32; your notes are kept"
 )
 KEY_HELP = "auto (the clip's) | a key such as 'D major' (unset: any note)"
+RUNTIME_HELP = (
+    "what runs the model: onnx (ONNX Runtime, no torch needed), torch, or auto (onnx when "
+    "onnxruntime is installed and the model has graphs)"
+)
 TEMPERATURE_HELP = "randomness: below 1 safer and more repetitive, above 1 more adventurous"
 
 
@@ -116,7 +120,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     out = _output_path(args.output)
-    model = load(args.model, threads=args.threads)
+    model = load(args.model, runtime=args.runtime, threads=args.threads)
     seed = draw_seed(args.seed)
     primer = model.prepare(args.input, track=args.track, quantize=args.quantize)
     rows = model.generate_ids(primer, n=args.variations, bars=args.bars, **_sampling(args, seed))
@@ -150,7 +154,7 @@ def cmd_infill(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     out = _output_path(args.output)
-    model = load(args.model, threads=args.threads)
+    model = load(args.model, runtime=args.runtime, threads=args.threads)
     seed = draw_seed(args.seed)
     first, last = args.bars
     primer = model.prepare(args.input, track=args.track, quantize=args.quantize)
@@ -172,7 +176,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     out = _output_path(args.output)
-    model = load(args.model, threads=args.threads)
+    model = load(args.model, runtime=args.runtime, threads=args.threads)
     seed = draw_seed(args.seed)
     outs = model.bridge(
         args.first,
@@ -196,7 +200,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from musegen.generate import live
     from musegen.generate.muse import load
 
-    model = load(args.model, threads=args.threads)
+    model = load(args.model, runtime=args.runtime, threads=args.threads)
     seed = draw_seed(args.seed)
     port = live.open_output(args.port)
     with port:
@@ -337,8 +341,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from musegen import bench
 
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1 (got {args.threads})")
     if args.plot:  # fail now, not after minutes of measuring
         from musegen.render import new_figure
 
@@ -378,6 +380,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         checkpoints=checkpoints,
         announce=lambda url: print(f"musegen demo: {url}  (Ctrl+C stops it)", file=sys.stderr),
     )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from musegen.runtime import installed
+
+    for module, package in (("torch", "torch"), ("onnx", "onnx")):
+        if not installed(module):
+            raise ConfigError(f"musegen export needs {package}: pip install 'musegen[export]'")
+    from musegen.runtime.export import export
+
+    written = export(args.checkpoint)
+    print(f"wrote {', '.join(str(p) for p in written)} (weights read from model.safetensors)")
     return 0
 
 
@@ -438,6 +453,14 @@ def _add_model_options(
         help="track of a multi-track file (unset: all non-drum tracks)",
     )
     p.add_argument("--quantize", type=_quantize_mode, default=default_quantize, help=QUANTIZE_HELP)
+    _add_runtime_options(p)
+
+
+def _add_runtime_options(p: argparse.ArgumentParser) -> None:
+    """--runtime and --threads."""
+    from musegen.runtime import DEFAULT_RUNTIME, RUNTIMES
+
+    p.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME, help=RUNTIME_HELP)
     p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
 
@@ -481,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--continuation-only", action="store_true", help="write only the new bars")
     p.add_argument("--quantize", type=_quantize_mode, default=DEFAULT_QUANTIZE, help=QUANTIZE_HELP)
-    p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
+    _add_runtime_options(p)
 
     p = add("infill", cmd_infill, "regenerate bars inside a MIDI clip, leading into what follows")
     p.add_argument("input", help="MIDI clip")
@@ -515,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default=g["key"], help=KEY_HELP)
     p.add_argument("--channel", type=int, default=0, help="MIDI channel 0-15")
     p.add_argument("--quantize", type=_quantize_mode, default=DEFAULT_QUANTIZE, help=QUANTIZE_HELP)
-    p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
+    _add_runtime_options(p)
 
     add("ports", cmd_ports, "list MIDI output ports")
 
@@ -596,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", cmd_bench, "measure speed on this machine (and against Hugging Face)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quick", action="store_true", help="a reduced run of a few seconds")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
     p.add_argument(
         "--positions", type=int, nargs="+", default=None, help="step positions (default 64 4000)"
     )
@@ -614,6 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add("models", cmd_models, "list the shipped models")
+
+    p = add("export", cmd_export, "write ONNX graphs for a checkpoint (needs torch and onnx)")
+    p.add_argument("checkpoint", help="checkpoint dir (or a shipped name, in a source checkout)")
     return parser
 
 
