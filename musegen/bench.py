@@ -334,11 +334,13 @@ def run(
     threads: int | None = None,
     progress: Callable = print,
     positions: list[int] | None = None,
+    primer_file: str | Path | None = None,
 ) -> dict:
     """Every measurement; ``quick`` is a reduced run (a few seconds) for tests.
 
     ``threads``: generation threads (None: musegen's default, `musegen.load`).
-    ``positions``: where to time the decoder step (default ~64 and ~4000)."""
+    ``positions``: where to time the decoder step (default ~64 and ~4000).
+    ``primer_file``: a MIDI clip to continue instead of the composed 16-bar primer."""
     import musegen
     from musegen.options import generation_threads
 
@@ -360,7 +362,12 @@ def run(
         for rt in runtimes
     }
     first = models[runtimes[0]]
-    primer = make_primer(first["mamba"], 2 if quick else PRIMER_BARS)
+    if primer_file is not None:
+        primer = Path(primer_file).read_bytes()
+        first["mamba"].prepare(primer)  # a file that cannot be read fails now
+    else:
+        primer = make_primer(first["mamba"], 2 if quick else PRIMER_BARS)
+    result["primer"] = str(primer_file) if primer_file else f"composed, {PRIMER_BARS} bars"
     positions = positions or ([64, 256] if quick else [64, 4000])
     with tempfile.TemporaryDirectory(prefix="musegen-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -424,6 +431,7 @@ def table(r: dict) -> str:
     lines = [
         f"musegen bench: {m['cpu']}, {m['cpus']} CPUs; {versions}; {m['threads']} generation "
         "thread(s)" + (" (quick mode)" if r["quick"] else ""),
+        f"primer: {r['primer']}",
         "",
         "generation tokens/s at batch 1 (median, min-max)",
     ]

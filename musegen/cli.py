@@ -355,6 +355,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True),
         positions=positions,
+        primer_file=args.primer,
     )
     print(json.dumps(result, indent=1) if args.json else bench.table(result), flush=True)
     if args.plot:
@@ -624,6 +625,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--positions", type=int, nargs="+", default=None, help="step positions (default 64 4000)"
     )
     p.add_argument("--plot", default=None, metavar="PNG", help="plot step cost against position")
+    p.add_argument(
+        "--primer",
+        default=None,
+        metavar="MIDI",
+        help="continue this clip (unset: a 16-bar melody the shipped Mamba composes)",
+    )
 
     p = add("demo", cmd_demo, "start the web demo (Gradio) in your browser")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")

@@ -20,10 +20,12 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from musegen import checkpoint as ckpt
 from musegen.errors import CheckpointError, ConfigError
-from musegen.runtime.graphs import GRAPHS, PREFILL_CHUNK, STATE_SPEC
+from musegen.models.transformer import TransformerDecoder
+from musegen.runtime.graphs import GRAPHS, PREFILL_CHUNK, empty_state, state_spec
 from musegen.runtime.onnx_runtime import (
     GRAPH_VERSION,
     PREFILL,
@@ -32,7 +34,7 @@ from musegen.runtime.onnx_runtime import (
     safetensors_header,
 )
 
-OPSET = 18
+OPSET = 20
 INLINE_LIMIT = 64 * 1024  # bytes of constants a graph may hold itself (tables, not weights)
 
 
@@ -111,46 +113,49 @@ def export(directory: str | Path) -> list[Path]:
     arch = config["arch"]
     header, data_start, header_hash = safetensors_header(path / WEIGHTS)
     prefill, step = (cls(model) for cls in GRAPHS[type(model)])
-    spec = STATE_SPEC[arch]
+    spec = state_spec(model)
     names = [n for n, _ in spec]
-    outputs = ["logits", *(f"{n}_out" for n in names)]
-    carries = arch != "transformer"  # whether prefill continues from a state it is given
-    empty = model.init_state(1)
-    initial = tuple(getattr(empty, n) for n in names) if carries else ()
+    initial = empty_state(model)  # what prefill starts from ([]: it starts empty)
+    window = getattr(model.config, "max_seq_len", None)
+    # The Transformer's keys and values live in ring buffers that the runtime writes: its
+    # step returns one row per cache, the others return the whole new state.
+    ring = [n for n in names if n != "pos"] if isinstance(model, TransformerDecoder) else []
     meta = {
         "graph_version": GRAPH_VERSION,
         "arch": arch,
         "state": spec,
-        "window": getattr(model.config, "max_seq_len", None),
-        "prefill_state": {n: list(t.shape) for n, t in zip(names, initial, strict=True)}
-        if carries
-        else None,
+        "window": window,
+        "ring": ring,
+        "prefill_state": [list(t.shape) for t in initial] if initial else None,
         "prefill_chunk": PREFILL_CHUNK.get(arch),
         "weights_header_sha256": header_hash,
     }
-    # Dynamic axes: T (prefill length), B (rows) and, for the Transformer's keys, S (past).
-    seq_axis = {"k": 3, "v": 3} if arch == "transformer" else {}
+    # Dynamic axes: T (prefill length) and B (rows).
+    outputs = ["logits", *(f"{n}_out" for n in names)]
     p_dyn = {"tokens": {1: "T"}, "logits": {1: "T"}}
-    p_dyn |= {f"{n}_out": {ax: "S"} for n, ax in seq_axis.items()}
+    p_dyn |= {f"{n}_out": {2: "T"} for n in ring}  # (1, H, T, Dh)
     s_dyn: dict[str, dict[int, str]] = {"token": {0: "B"}, "logits": {0: "B"}}
     for n, dim in spec:
         if dim is not None:
-            s_dyn[n] = {dim: "B"} | ({seq_axis[n]: "S"} if n in seq_axis else {})
-            s_dyn[f"{n}_out"] = {dim: "B"} | ({seq_axis[n]: "S_out"} if n in seq_axis else {})
+            s_dyn[n] = s_dyn[f"{n}_out"] = {dim: "B"}
     tokens = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():  # a state to trace the step with, two rows
-        state = prefill(tokens, *initial)[1:]
-    state = tuple(
+        state = list(prefill(tokens, *initial)[1:])
+    for i, name in enumerate(names):
+        if name in ring:  # (1, H, T, Dh) into slots 0.. of W
+            state[i] = F.pad(state[i], (0, 0, 0, window - tokens.size(1)))
+    state = [
         t if dim is None else t.repeat_interleave(2, dim).contiguous()
         for t, (_, dim) in zip(state, spec, strict=True)
-    )
+    ]
+    step_outputs = ["logits", *(f"{n}_out" for n in (ring or names))]
     written = []
     with tempfile.TemporaryDirectory(dir=path) as tmp:  # renamed into place when both are done
         tmp = Path(tmp)
-        prefill_inputs = ["tokens", *(names if carries else [])]
+        prefill_inputs = ["tokens", *(names if initial else [])]
         _export(prefill, (tokens, *initial), tmp / PREFILL, prefill_inputs, outputs, p_dyn)
         example = (torch.tensor([1, 2]), *state)
-        _export(step, example, tmp / STEP, ["token", *names], outputs, s_dyn)
+        _export(step, example, tmp / STEP, ["token", *names], step_outputs, s_dyn)
         for name in (PREFILL, STEP):
             _point_at_weights(tmp / name, header, data_start, meta | {"graph": name[:-5]})
         for name in (PREFILL, STEP):

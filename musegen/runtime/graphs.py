@@ -7,13 +7,13 @@ architecture gets two small modules over the decoder's own parameters:
   dynamic. The LSTM's and Mamba's prefill also take the state to continue from, so a long
   primer goes in pieces (`PREFILL_CHUNK`; Mamba's prefill is quadratic in a piece's length);
   the Transformer's starts empty and takes at most its window, which is all it attends to.
-- ``Step``: token (B,) and the state -> logits (B, V) and the new state.
+- ``Step``: token (B,) and the state -> logits (B, V) and the new state; for the Transformer,
+  only the new token's keys and values (its cache is a ring buffer the runtime writes).
 
 The maths is the decoder's; the eager ``forward``/``step`` stay the reference, and
 ``tests/test_runtime.py`` checks the exported graphs against them. State layouts may differ
-from the eager ones where that makes a graph simpler: the Transformer keeps its last
-``W - 1`` keys in order (the eager step uses a ring buffer of ``W`` slots), and its position
-travels as a tensor.
+from the eager ones where that makes a graph simpler: the Transformer's position travels as
+a tensor.
 """
 
 from __future__ import annotations
@@ -33,13 +33,29 @@ from musegen.models.transformer import TransformerDecoder
 # one thread: Mamba 133 ms in pieces of 64, 261 ms in one; the LSTM 113-126 ms either way).
 PREFILL_CHUNK: dict[str, int] = {"lstm": 512, "mamba": 64}
 
-# Per architecture: the state's tensors in graph order, each with its batch dimension
-# (None: shared by every row).
-STATE_SPEC: dict[str, list[tuple[str, int | None]]] = {
-    "lstm": [("h", 1), ("c", 1)],
-    "transformer": [("k", 1), ("v", 1), ("pos", None)],
-    "mamba": [("conv", 1), ("ssm", 1)],
-}
+
+def state_spec(model: Decoder) -> list[tuple[str, int | None]]:
+    """The graphs' state tensors in order, each with its batch dimension (None: shared).
+
+    The Transformer's and Mamba's state is one tensor per layer: a graph that took them
+    stacked would copy each layer's slice out of the stack at every step."""
+    layers = range(model.config.n_layers)
+    if isinstance(model, LSTMDecoder):
+        return [("h", 1), ("c", 1)]  # (L, B, D): small
+    if isinstance(model, TransformerDecoder):
+        return [*((f"k{i}", 0) for i in layers), *((f"v{i}", 0) for i in layers), ("pos", None)]
+    return [*((f"conv{i}", 0) for i in layers), *((f"ssm{i}", 0) for i in layers)]
+
+
+def empty_state(model: Decoder) -> list[Tensor]:
+    """The state a prefill graph starts from, in `state_spec` order ([] for the Transformer,
+    whose prefill starts empty)."""
+    empty = model.init_state(1)
+    if isinstance(model, LSTMDecoder):
+        return [empty.h, empty.c]
+    if isinstance(model, MambaDecoder):
+        return [*empty.conv.unbind(0), *empty.ssm.unbind(0)]  # (1, ...) per layer
+    return []
 
 
 class _Graph(nn.Module):
@@ -69,68 +85,99 @@ class LSTMStep(_Graph):
 
 
 def _rotation(model: TransformerDecoder, pos: Tensor) -> tuple[Tensor, Tensor]:
-    """cos and sin (T, Dh/2) of the rotary angles at positions ``pos`` (T,), float64 angles."""
+    """cos and sin (T, 1, 1, Dh) of the rotary angles at positions ``pos`` (T,), each angle
+    twice (for both members of its pair), from float64 angles as the eager model's."""
     dh = model.config.head_dim
-    exponent = torch.arange(0, dh, 2, dtype=torch.float64) / dh
-    inv_freq = model.config.rope_base ** (-exponent)  # (Dh/2,)
-    angles = pos.to(torch.float64)[:, None] * inv_freq  # (T, Dh/2)
-    return angles.cos().float(), angles.sin().float()
+    exponent = torch.arange(0, dh, 2, dtype=torch.float64).repeat_interleave(2) / dh
+    inv_freq = model.config.rope_base ** (-exponent)  # (Dh,)
+    angles = pos.to(torch.float64)[:, None] * inv_freq  # (T, Dh)
+    return angles.cos().float()[:, None, None], angles.sin().float()[:, None, None]
 
 
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate adjacent pairs of x (..., T, Dh) by the angles (T, Dh/2): the eager ``rotate``."""
-    even, odd = x[..., 0::2], x[..., 1::2]  # (..., T, Dh/2)
-    return torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1).flatten(-2)
+def _pair_swap(dh: int) -> Tensor:
+    """(Dh, Dh) matrix taking each pair (a, b) to (-b, a): x @ it is x turned a quarter."""
+    swap = torch.zeros(dh, dh)
+    swap[torch.arange(1, dh, 2), torch.arange(0, dh, 2)] = -1.0
+    swap[torch.arange(0, dh, 2), torch.arange(1, dh, 2)] = 1.0
+    return swap
 
 
-def _heads(model: TransformerDecoder, block: nn.Module, x: Tensor, pos: Tensor):
-    """q, k, v (B, H, T, Dh) of ``block`` for x (B, T, D) at positions ``pos`` (T,)."""
-    c = model.config
-    qkv = block.attn.qkv(block.norm1(x))  # (B, T, 3D)
-    q, k, v = (t.unflatten(-1, (c.n_heads, c.head_dim)).transpose(1, 2) for t in qkv.chunk(3, -1))
-    cos, sin = _rotation(model, pos)
-    return _rotate(q, cos, sin), _rotate(k, cos, sin), v
+def _heads(graph: _Graph, block: nn.Module, x: Tensor, rotation: tuple, bt: tuple):
+    """q, k, v (B, H, T, Dh) of ``block`` for x (B, T, D), q and k rotated by ``rotation``
+    (`_rotation`): (a, b) -> (a cos - b sin, a sin + b cos), the eager ``rotate``.
+
+    ``bt``: (B, T) with one of them -1, so that reshapes need no shape arithmetic."""
+    c = graph.model.config
+    qkv = block.attn.qkv(block.norm1(x)).reshape(*bt, 3, c.n_heads, c.head_dim)  # (B,T,3,H,Dh)
+    cos, sin = rotation
+    qk = qkv[:, :, :2] * cos + (qkv[:, :, :2] @ graph.pair_swap) * sin  # (B, T, 2, H, Dh)
+    q, k = qk.permute(2, 0, 3, 1, 4)  # (B, H, T, Dh) each
+    return q, k, qkv[:, :, 2].transpose(1, 2)
 
 
-def _block_out(block: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+def _block_out(block: nn.Module, x: Tensor, y: Tensor, bt: tuple) -> Tensor:
     """The rest of a block after attention: y (B, H, T, Dh) -> x (B, T, D)."""
-    x = x + block.attn.proj(y.transpose(1, 2).flatten(2))
+    x = x + block.attn.proj(y.transpose(1, 2).reshape(*bt, x.size(-1)))
     return x + block.mlp(block.norm2(x))
 
 
-class TransformerPrefill(_Graph):
+class _TransformerGraph(_Graph):
+    def __init__(self, model: TransformerDecoder) -> None:
+        super().__init__(model)
+        self.register_buffer("pair_swap", _pair_swap(model.config.head_dim), persistent=False)
+
+
+class TransformerPrefill(_TransformerGraph):
     def forward(self, tokens: Tensor) -> tuple[Tensor, ...]:  # (1, T), T <= max_seq_len
-        model, keep = self.model, self.model.config.max_seq_len - 1
+        """-> logits (1, T, V), keys (1, H, T, Dh) per layer, values per layer, pos (1,)."""
+        model = self.model
         x = model.embed(tokens)  # (1, T, D)
         pos = torch.arange(tokens.size(1))  # (T,)
+        rotation = _rotation(model, pos)
         ks, vs = [], []
         for block in model.blocks:
-            q, k, v = _heads(model, block, x, pos)
+            q, k, v = _heads(self, block, x, rotation, (1, -1))
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (1, H, T, Dh)
-            x = _block_out(block, x, y)
-            ks.append(k[:, :, -keep:])  # the last W - 1 keys: what the next token may see
-            vs.append(v[:, :, -keep:])
+            x = _block_out(block, x, y, (1, -1))
+            ks.append(k)
+            vs.append(v)
         logits = F.linear(model.norm(x), model.embed.weight)  # (1, T, V)
-        return logits, torch.stack(ks), torch.stack(vs), pos[-1:] + 1  # (L, 1, H, S, Dh)
+        return logits, *ks, *vs, pos[-1:] + 1
 
 
-class TransformerStep(_Graph):
-    def forward(self, token: Tensor, k: Tensor, v: Tensor, pos: Tensor) -> tuple[Tensor, ...]:
-        """token (B,), k and v (L, B, H, S, Dh) for the S positions before ``pos`` (1,)."""
-        model, keep = self.model, self.model.config.max_seq_len - 1
+class TransformerStep(_TransformerGraph):
+    """One token against a ring buffer of keys and values that the graph only reads.
+
+    The caches (B, H, W, Dh) per layer hold position p in slot p % W, as the eager step's.
+    A graph cannot update its input in place, and returning a new cache would copy it every
+    step; so the step returns only the new token's keys and values (B, H, Dh) per layer, and
+    the runtime writes them into slot ``pos % W`` (`musegen.runtime.onnx_runtime`). The new
+    token sees the filled slots except the one it is about to overwrite (position pos - W,
+    out of the window), and itself.
+    """
+
+    def forward(self, token: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        """token (B,), keys (B, H, W, Dh) per layer, values per layer, pos (1,)."""
+        model, W, L = self.model, self.model.config.max_seq_len, self.model.config.n_layers
+        keys, values, pos = state[:L], state[L : 2 * L], state[2 * L]
         x = model.embed(token)[:, None]  # (B, 1, D)
         scale = model.config.head_dim**-0.5
+        slots = torch.arange(W)[:, None]  # (W, 1)
+        hidden = (slots >= pos) | (slots == pos % W)  # empty, or leaving the window
+        rotation = _rotation(model, pos)
         ks, vs = [], []
-        for block, k_past, v_past in zip(model.blocks, k, v, strict=True):
-            q, k_new, v_new = _heads(model, block, x, pos)
-            keys = torch.cat([k_past, k_new], dim=2)  # (B, H, S+1, Dh)
-            values = torch.cat([v_past, v_new], dim=2)
-            weights = torch.softmax(q @ keys.transpose(-1, -2) * scale, dim=-1)  # (B, H, 1, S+1)
-            x = _block_out(block, x, weights @ values)
-            ks.append(keys[:, :, -keep:])
-            vs.append(values[:, :, -keep:])
+        for block, k_cache, v_cache in zip(model.blocks, keys, values, strict=True):
+            q, k_new, v_new = _heads(self, block, x, rotation, (-1, 1))  # (B, H, 1, Dh)
+            q = q * scale
+            cached = (k_cache @ q.transpose(-1, -2)).masked_fill(hidden, -math.inf)  # (B,H,W,1)
+            own = (q * k_new).sum(-1, keepdim=True)  # (B, H, 1, 1)
+            weights = torch.softmax(torch.cat([cached, own], dim=2), dim=2)  # (B, H, W+1, 1)
+            y = weights[:, :, :W].transpose(-1, -2) @ v_cache + weights[:, :, W:] * v_new
+            x = _block_out(block, x, y, (-1, 1))  # y (B, H, 1, Dh)
+            ks.append(k_new[:, :, 0])
+            vs.append(v_new[:, :, 0])
         logits = F.linear(model.norm(x[:, 0]), model.embed.weight)  # (B, V)
-        return logits, torch.stack(ks), torch.stack(vs), pos + 1
+        return logits, *ks, *vs
 
 
 # --- Mamba-2 -----------------------------------------------------------------------------
@@ -178,56 +225,56 @@ def _mamba_prefill_layer(
 
 
 class MambaPrefill(_Graph):
-    def forward(self, tokens: Tensor, conv: Tensor, ssm: Tensor) -> tuple[Tensor, ...]:
-        """tokens (1, T), conv (L, 1, d_conv, conv_dim), ssm (L, 1, H, P, N)."""
-        model = self.model
+    def forward(self, tokens: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        """tokens (1, T), conv (1, d_conv, conv_dim) per layer, ssm (1, H, P, N) per layer."""
+        model, L = self.model, self.model.config.n_layers
         x = model.embed(tokens)  # (1, T, D)
         convs, ssms = [], []
-        for layer, conv_l, ssm_l in zip(model.layers, conv, ssm, strict=True):
-            y, conv_l, ssm_l = _mamba_prefill_layer(layer.mixer, layer.norm(x), conv_l, ssm_l)
+        for layer, conv, ssm in zip(model.layers, state[:L], state[L:], strict=True):
+            y, conv, ssm = _mamba_prefill_layer(layer.mixer, layer.norm(x), conv, ssm)
             x = x + y
-            convs.append(conv_l)
-            ssms.append(ssm_l)
+            convs.append(conv)
+            ssms.append(ssm)
         logits = F.linear(model.norm_f(x), model.embed.weight)  # (1, T, V)
-        return logits, torch.stack(convs), torch.stack(ssms)
+        return logits, *convs, *ssms
 
 
 def _mamba_step_layer(
     mixer: nn.Module, u: Tensor, conv_state: Tensor, ssm_state: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``Mamba2.step`` without in-place updates: u (B, D), conv_state (B, d_conv, conv_dim),
-    ssm_state (B, H, P, N) -> (out (B, D), new conv_state, new ssm_state)."""
+    ssm_state (B, H, P, N) -> (out (B, D), new conv_state, new ssm_state). Heads are grouped
+    as (G, K) so that a group's B and C broadcast over its heads; reshapes keep the batch as
+    -1 (no shape arithmetic in the graph)."""
     c = mixer.config
-    b, k = u.size(0), c.nheads // c.ngroups
+    g, k, p, n = c.ngroups, c.nheads // c.ngroups, c.headdim, c.d_state
     z, xBC, dt = mixer.in_proj(u).split([c.d_inner, c.conv_dim, c.nheads], dim=-1)
     conv_state = torch.cat([conv_state[:, 1:], xBC[:, None]], dim=1)  # shift in xBC
     taps = mixer.conv1d.weight.view(c.conv_dim, c.d_conv).t()  # (d_conv, conv_dim)
     xBC = F.silu((conv_state * taps).sum(1) + mixer.conv1d.bias)  # (B, conv_dim)
-    x, Bm, Cm = xBC.split([c.d_inner, c.ngroups * c.d_state, c.ngroups * c.d_state], dim=-1)
-    x = x.view(b, c.nheads, c.headdim)  # (B, H, P)
-    Bm = Bm.view(b, c.ngroups, 1, c.d_state).repeat_interleave(k, dim=1)  # (B, H, 1, N)
-    Cm = Cm.view(b, c.ngroups, c.d_state, 1).repeat_interleave(k, dim=1)  # (B, H, N, 1)
-    dt = F.softplus(dt + mixer.dt_bias)  # (B, H)
-    decay = torch.exp(dt * -torch.exp(mixer.A_log))[..., None, None]  # (B, H, 1, 1)
-    dtx = (dt[..., None] * x)[..., None]  # (B, H, P, 1)
-    ssm_state = ssm_state * decay + dtx * Bm  # (B, H, P, N)
-    y = (ssm_state @ Cm)[..., 0] + x * mixer.D[:, None]  # (B, H, P)
-    return mixer.out_proj(mixer.norm(y.flatten(1), z)), conv_state, ssm_state
+    x, Bm, Cm = xBC.split([c.d_inner, g * n, g * n], dim=-1)
+    x = x.reshape(-1, g, k, p, 1)  # (B, G, K, P, 1)
+    dt = F.softplus(dt + mixer.dt_bias).reshape(-1, g, k, 1, 1)  # (B, G, K, 1, 1)
+    decay = torch.exp(dt * -torch.exp(mixer.A_log).reshape(g, k, 1, 1))  # (B, G, K, 1, 1)
+    state = ssm_state.reshape(-1, g, k, p, n) * decay + (dt * x) * Bm.reshape(-1, g, 1, 1, n)
+    y = state @ Cm.reshape(-1, g, 1, n, 1) + x * mixer.D.reshape(g, k, 1, 1)  # (B,G,K,P,1)
+    out = mixer.out_proj(mixer.norm(y.reshape(-1, c.d_inner), z))
+    return out, conv_state, state.reshape(-1, c.nheads, p, n)
 
 
 class MambaStep(_Graph):
-    def forward(self, token: Tensor, conv: Tensor, ssm: Tensor) -> tuple[Tensor, ...]:
-        """token (B,), conv (L, B, d_conv, conv_dim), ssm (L, B, H, P, N)."""
-        model = self.model
+    def forward(self, token: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        """token (B,), conv (B, d_conv, conv_dim) per layer, ssm (B, H, P, N) per layer."""
+        model, L = self.model, self.model.config.n_layers
         x = model.embed(token)  # (B, D)
         convs, ssms = [], []
-        for layer, conv_l, ssm_l in zip(model.layers, conv, ssm, strict=True):
-            y, conv_l, ssm_l = _mamba_step_layer(layer.mixer, layer.norm(x), conv_l, ssm_l)
+        for layer, conv, ssm in zip(model.layers, state[:L], state[L:], strict=True):
+            y, conv, ssm = _mamba_step_layer(layer.mixer, layer.norm(x), conv, ssm)
             x = x + y
-            convs.append(conv_l)
-            ssms.append(ssm_l)
+            convs.append(conv)
+            ssms.append(ssm)
         logits = F.linear(model.norm_f(x), model.embed.weight)  # (B, V)
-        return logits, torch.stack(convs), torch.stack(ssms)
+        return logits, *convs, *ssms
 
 
 GRAPHS: dict[type[Decoder], tuple[type[_Graph], type[_Graph]]] = {

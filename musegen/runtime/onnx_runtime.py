@@ -95,19 +95,23 @@ class OnnxRuntime:
         self.spec: list[tuple[str, int | None]] = [tuple(s) for s in meta["state"]]
         self.names = [n for n, _ in self.spec]
         self.window: int | None = meta["window"]
+        self.ring: list[str] = meta["ring"]  # caches the step returns one row of (see below)
         shapes = meta["prefill_state"]  # None: prefill starts empty (and takes <= window)
-        self.empty = (
-            None if shapes is None else {n: np.zeros(shapes[n], np.float32) for n in shapes}
-        )
+        self.empty = None if shapes is None else [np.zeros(s, np.float32) for s in shapes]
         self.chunk: int = meta.get("prefill_chunk") or 512  # tokens per prefill call
 
     def prefill(self, ids: list[int]) -> tuple[np.ndarray, State]:
         tokens = np.asarray([ids], dtype=np.int64)  # (1, T)
         session = self.sessions[PREFILL]
-        if self.empty is None:
-            logits, *state = session.run(None, {"tokens": tokens})
-            return logits[0], dict(zip(self.names, state, strict=True))
-        state, pieces = self.empty, []
+        if self.empty is None:  # at most a window
+            logits, *out = session.run(None, {"tokens": tokens})
+            state = dict(zip(self.names, out, strict=True))
+            for name in self.ring:  # keys or values (1, H, T, Dh) into slots 0..T-1 of W
+                new = state[name]
+                state[name] = np.zeros((*new.shape[:2], self.window, new.shape[3]), np.float32)
+                state[name][:, :, : new.shape[2]] = new
+            return logits[0], state
+        state, pieces = dict(zip(self.names, self.empty, strict=True)), []
         for i in range(0, max(len(ids), 1), self.chunk):  # long primers in pieces
             logits, *out = session.run(None, {"tokens": tokens[:, i : i + self.chunk]} | state)
             state = dict(zip(self.names, out, strict=True))
@@ -123,4 +127,10 @@ class OnnxRuntime:
     def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         feed = {"token": np.asarray(tokens, dtype=np.int64)} | state
         logits, *new = self.sessions[STEP].run(None, feed)
-        return logits, dict(zip(self.names, new, strict=True))
+        if not self.ring:
+            return logits, dict(zip(self.names, new, strict=True))
+        slot = int(state["pos"][0]) % self.window  # each cache's new row (B, H, Dh) goes here
+        for name, row in zip(self.ring, new, strict=True):
+            state[name][:, :, slot] = row
+        state["pos"] = state["pos"] + 1
+        return logits, state
