@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from musegen.errors import ConfigError, MuseGenError
+from musegen.errors import ConfigError, MidiError, MuseGenError
 from musegen.options import BRIDGE_BARS, INFILL_FORMS, MAX_GAP_BARS, draw_seed
 
 USER_ERROR = 2
@@ -347,6 +347,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         new_figure((1, 1))
         if not Path(args.plot).resolve().parent.is_dir():
             raise ConfigError(f"--plot {args.plot}: its folder does not exist")
+    if args.primer is not None and not Path(args.primer).is_file():
+        raise MidiError(f"MIDI file not found: {args.primer!r}; check the path")
     positions = sorted(set(args.positions)) if args.positions else None
     if positions and positions[0] < 1:
         raise ConfigError(f"--positions must be >= 1 (got {positions[0]})")

@@ -15,6 +15,8 @@ KEYS = [
     "hf_generate_tokens_per_s",
     "step_ms_at_position",
     "continue_ms",
+    "continue_ms_busy_core",
+    "fresh_process_s",
     "train_tokens_per_s",
     "tokenize_files_per_s",
 ]
@@ -27,14 +29,20 @@ def test_bench_quick_json_has_every_key(capsys, tmp_path):
     r = json.loads(capsys.readouterr().out)
     for key in KEYS:
         assert key in r
+    assert set(r["generate_tokens_per_s"]) == {"onnx", "torch"}  # the runtimes, side by side
+    for runtime in ("onnx", "torch"):
+        for name in ARCHITECTURES:
+            s = r["generate_tokens_per_s"][runtime][name]
+            assert 0 < s["min"] <= s["median"] <= s["max"]
+            steps = r["step_ms_at_position"][runtime][name]
+            assert set(steps) == {"8", "40"} and all(ms > 0 for ms in steps.values())
+            c = r["continue_ms"][runtime][name]
+            assert c["one"]["median"] > 0 and c["four_variations"]["median"] > 0
+            assert r["continue_ms_busy_core"][runtime][name]["median"] > 0
     for name in ARCHITECTURES:
-        s = r["generate_tokens_per_s"][name]
-        assert 0 < s["min"] <= s["median"] <= s["max"]
-        assert set(r["step_ms_at_position"][name]) == {"8", "40"}
-        assert all(ms > 0 for ms in r["step_ms_at_position"][name].values())
-        c = r["continue_ms"][name]
-        assert c["one"]["median"] > 0 and c["four_variations"]["median"] > 0
         assert r["train_tokens_per_s"][name]["median"] > 0
+    fresh = r["fresh_process_s"]
+    assert 0 < fresh["help"]["median"] and 0 < fresh["generate"]["median"]
     hf = r["hf_generate_tokens_per_s"]
     assert hf is None or set(hf) == {"gpt2", "mamba2"}
     assert r["tokenize_files_per_s"]["musegen"] > 0 and r["tokenize_files_per_s"]["files"] > 0
@@ -44,5 +52,7 @@ def test_bench_quick_json_has_every_key(capsys, tmp_path):
 
 
 def test_bench_bad_threads_is_exit_2(capsys):
-    assert main(["bench", "--threads", "0"]) == 2
-    assert "--threads must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse: usage errors are exit 2, one line
+        main(["bench", "--threads", "-1"])
+    assert e.value.code == 2
+    assert "use a whole number >= 0" in capsys.readouterr().err

@@ -95,7 +95,7 @@ def test_variations_load_and_tokenizer(model):
         (["generate", JIG, "-o", "x.mid", "--pitch-range", "90-20"], "pitch range"),
         (["generate", JIG, "-o", "x.mid", "--model", "nope"], "no model 'nope'"),
         (["generate", "/no/file.mid", "-o", "x.mid"], "MIDI file not found"),
-        (["bench", "--threads", "0"], "--threads must be >= 1"),
+        (["bench", "--primer", "/no/file.mid"], "MIDI file not found"),
         (["demo", "--port", "0"], "--port must be 1-65535"),
     ],
 )

@@ -52,6 +52,7 @@ from musegen.options import (
     Sampling,
     check_gap_bars,
     generation_threads,
+    prefill_threads,
 )
 from musegen.quantize import (
     FINE_TICKS_PER_QUARTER,
@@ -639,7 +640,9 @@ def load(
     installed and the checkpoint has graphs, else torch (`musegen.runtime`).
     ``threads``: intra-op threads for generation (None: $MUSEGEN_THREADS, else 1, which suits
     batch-1 generation and keeps it fast while other programs, a DAW say, keep cores busy; 0
-    leaves the runtime's own setting alone). With torch the setting is process-wide.
+    leaves the runtime's own setting alone). With torch the setting is process-wide. Unless
+    it is set, ONNX Runtime reads the primer (the prefill) with 2 threads
+    (`musegen.options.prefill_threads`).
     """
     n = generation_threads(threads)
     path = ckpt.resolve(name_or_dir)
@@ -648,7 +651,8 @@ def load(
         from musegen.runtime.onnx_runtime import OnnxRuntime
 
         tokenizer, config = ckpt.read_checkpoint(path)
-        return MuseGen(OnnxRuntime(path, threads=n), tokenizer, config, str(name_or_dir))
+        runtime = OnnxRuntime(path, threads=n, prefill_threads=prefill_threads(threads))
+        return MuseGen(runtime, tokenizer, config, str(name_or_dir))
     import torch
 
     if n:

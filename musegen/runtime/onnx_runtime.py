@@ -5,8 +5,9 @@ the checkpoint's ``model.safetensors`` as ONNX external data, so opening a graph
 but the checkpoint directory. The state is a dict of NumPy arrays named as the graphs' inputs.
 
 Thread pools: ONNX Runtime's workers spin while they wait for work by default, which on a busy
-2-core machine multiplies a step's latency; spinning is switched off, and a batch-1 step runs on
-``threads`` intra-op threads (1 unless told otherwise, `musegen.options.generation_threads`).
+2-core machine multiplies a step's latency; spinning is switched off. A batch-1 step runs on
+``threads`` intra-op threads (1 unless told otherwise, `musegen.options.generation_threads`),
+the prefill on ``prefill_threads`` (`musegen.options.prefill_threads`: 2 by default).
 """
 
 from __future__ import annotations
@@ -58,18 +59,23 @@ class OnnxRuntime:
 
     name = "onnx"
 
-    def __init__(self, directory: str | Path, threads: int = 1) -> None:
+    def __init__(
+        self, directory: str | Path, threads: int = 1, prefill_threads: int | None = None
+    ) -> None:
         import onnxruntime as ort
 
         directory = Path(directory)
         _, _, header_hash = safetensors_header(directory / WEIGHTS)
-        options = session_options(threads)
+        options = {
+            PREFILL: session_options(prefill_threads or threads),
+            STEP: session_options(threads),
+        }
         self.sessions = {}
         meta = {}
         for name in (PREFILL, STEP):
             try:
                 session = ort.InferenceSession(
-                    str(directory / name), options, providers=["CPUExecutionProvider"]
+                    str(directory / name), options[name], providers=["CPUExecutionProvider"]
                 )
             except Exception as e:  # onnxruntime raises its own exception types
                 raise CheckpointError(
