@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +71,10 @@ class OnnxRuntime:
             PREFILL: session_options(prefill_threads or threads),
             STEP: session_options(threads),
         }
-        self.sessions = {}
-        meta = {}
-        for name in (PREFILL, STEP):
+
+        def open_graph(name: str):  # -> onnxruntime.InferenceSession
             try:
-                session = ort.InferenceSession(
+                return ort.InferenceSession(
                     str(directory / name), options[name], providers=["CPUExecutionProvider"]
                 )
             except Exception as e:  # onnxruntime raises its own exception types
@@ -82,6 +82,11 @@ class OnnxRuntime:
                     f"{directory / name} could not be opened ({e}); run "
                     f"`musegen export {directory}` again"
                 ) from e
+
+        with ThreadPoolExecutor(2) as pool:  # ONNX Runtime builds sessions without the GIL
+            graphs = (PREFILL, STEP)
+            self.sessions = dict(zip(graphs, pool.map(open_graph, graphs), strict=True))
+        for name, session in self.sessions.items():
             meta = {
                 k.removeprefix("musegen."): json.loads(v)
                 for k, v in session.get_modelmeta().custom_metadata_map.items()
@@ -97,7 +102,6 @@ class OnnxRuntime:
                     f"{directory / name} was exported for other weights than "
                     f"{directory / WEIGHTS}; run `musegen export {directory}` again"
                 )
-            self.sessions[name] = session
         self.spec: list[tuple[str, int | None]] = [tuple(s) for s in meta["state"]]
         self.names = [n for n, _ in self.spec]
         self.window: int | None = meta["window"]
