@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from musegen import harp
 from musegen.checkpoint import examples_dir
 from musegen.errors import ConfigError, MuseGenError
 from musegen.generate.muse import MuseGen, load
@@ -92,6 +93,7 @@ class Studio:
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="musegen-demo-"))
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.device = device
+        self.limits = DEMO_LIMITS  # the largest upload it reads
         self.threads = threads  # see musegen.load
         # the shipped models, then the user's own checkpoints by name
         self.sources: dict[str, str | Path] = {name: name for name in ARCHITECTURES}
@@ -545,6 +547,7 @@ def build_app(studio: Studio | None = None):
             api_description="Regenerate bars FROM-TO (numbered from 1, both included) of a "
             "MIDI clip: outputs as /continue; the notes outside the bars are kept unchanged.",
         ).success(show_slots, [variations], slots, api_visibility="private")
+        harp.add_endpoints(studio, shown_errors, work)  # the DAW plugin's protocol
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     return app
 

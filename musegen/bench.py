@@ -222,16 +222,23 @@ def plot_step_costs(costs: dict, path: str | Path) -> None:
     fig = new_figure((6, 3.6))
     ax = fig.subplots()
     for runtime, by_model in costs.items():
-        for name, by_pos in by_model.items():
+        for i, (name, by_pos) in enumerate(by_model.items()):
             xs = [int(p) for p in by_pos]
-            style = "-" if runtime == "onnx" else "--"
-            ax.plot(xs, list(by_pos.values()), style, marker="o", label=f"{name} ({runtime})")
+            style = "-" if runtime == "onnx" else "--"  # a colour per model, a line per runtime
+            ax.plot(
+                xs,
+                list(by_pos.values()),
+                style,
+                color=f"C{i}",
+                marker="o",
+                label=f"{name} ({runtime})",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("position (tokens already in context)")
     ax.set_ylabel("ms per step, batch 1")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(ncol=2, fontsize=8, loc="lower right")
     ax.set_title("Cost of one generation step against position", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)

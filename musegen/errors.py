@@ -23,3 +23,7 @@ class ConfigError(MuseGenError):
 
 class DataError(MuseGenError):
     """A data directory or corpus is missing or malformed."""
+
+
+class Cancelled(MuseGenError):
+    """A generation was stopped on request before it finished."""

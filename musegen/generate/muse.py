@@ -17,6 +17,7 @@ import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from threading import Event
 from typing import Any
 
 import numpy as np
@@ -204,11 +205,13 @@ class MuseGen:
         seed: int | None = None,
         key: str | Key | None = None,
         pitch_range: tuple[int, int] | None = None,
+        stop: Event | None = None,
         **sampling_options: Any,
     ) -> list[list[int]]:
         """Token ids of ``n`` continuations of a prepared primer (each ends with EOS).
 
         ``sampling_options``: temperature, top_k, top_p, min_p (see `musegen.options.Sampling`).
+        ``stop``: an event that, once set, makes the generation raise `Cancelled`.
         """
         constraints = self._constraints(primer, bars, key, pitch_range)
         sampling = Sampling(**sampling_options)
@@ -220,6 +223,7 @@ class MuseGen:
             constraints=constraints,
             sampling=sampling,
             seed=seed,
+            stop=stop,
         )
 
     def to_midi(
@@ -366,9 +370,11 @@ class MuseGen:
         seed: int | None = None,
         key: str | Key | None = None,
         pitch_range: tuple[int, int] | None = None,
+        stop: Event | None = None,
         **sampling_options: Any,
     ) -> list[list[int]]:
-        """Token ids of ``n`` fillings of a planned gap (each ends with EOS)."""
+        """Token ids of ``n`` fillings of a planned gap (each ends with EOS); ``stop`` as in
+        `generate_ids`."""
         constraints = self._constraints(primer, gap.bars, key, pitch_range)
         return generate(
             self.runtime,
@@ -379,6 +385,7 @@ class MuseGen:
             sampling=Sampling(**sampling_options),
             seed=seed,
             start=gap.state,
+            stop=stop,
         )
 
     def infill_to_midi(self, primer: Primer, gap: Gap, ids: list[int]) -> pretty_midi.PrettyMIDI:

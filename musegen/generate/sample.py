@@ -15,10 +15,12 @@ drives the model through its runtime's ``prefill`` and ``step``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from threading import Event
 from typing import Any
 
 import numpy as np
 
+from musegen.errors import Cancelled
 from musegen.generate.filters import sample_row
 from musegen.options import Constraints, Sampling, check_seed, check_variations
 from musegen.runtime import as_runtime
@@ -116,6 +118,7 @@ def generate_iter(
     sampling: Sampling = Sampling(),
     seed: int | None = None,
     start: GrammarState | None = None,
+    stop: Event | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Sample ``n`` continuations of ``context`` (ids starting with BOS), yielding
     ``(row, id)`` as each id is drawn; each row ends with EOS.
@@ -125,7 +128,8 @@ def generate_iter(
     ``context`` must end where the continuation starts: right after the BAR token that opens
     its first bar (and its TIMESIG, if any) or, from scratch, right after BOS. ``start``: the
     grammar state there when ``context`` is not a plain sequence (an infilling arrangement,
-    `musegen.tokens.infill`); by default the grammar walks ``context``.
+    `musegen.tokens.infill`); by default the grammar walks ``context``. ``stop``: when this
+    event is set (by another thread: a cancel button), the next step raises `Cancelled`.
     """
     check_variations(n)
     check_seed(seed)
@@ -149,6 +153,8 @@ def generate_iter(
     uniforms = np.empty((0, n), dtype=np.float32)
     candidate_ids: dict = {}  # a row's situation -> the ids it may draw (`_Row.candidates`)
     for step in range(max_steps):
+        if stop is not None and stop.is_set():
+            raise Cancelled("the generation was cancelled before it finished")
         if step % UNIFORM_BLOCK == 0:  # the same stream as one rng.random(n) per step
             uniforms = 1.0 - rng.random((UNIFORM_BLOCK, n), dtype=np.float32)
         u = uniforms[step % UNIFORM_BLOCK]  # (n,) in (0, 1], as `draw` uses
@@ -177,6 +183,7 @@ def generate(
     sampling: Sampling = Sampling(),
     seed: int | None = None,
     start: GrammarState | None = None,
+    stop: Event | None = None,
 ) -> list[list[int]]:
     """The ids of ``n`` continuations (see `generate_iter`), each ending with EOS."""
     check_variations(n)
@@ -190,6 +197,7 @@ def generate(
         sampling=sampling,
         seed=seed,
         start=start,
+        stop=stop,
     ):
         rows[i].append(token)
     return rows
