@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from musegen.errors import ConfigError, MidiError, MuseGenError
-from musegen.options import BRIDGE_BARS, INFILL_FORMS, MAX_GAP_BARS, draw_seed
+from musegen.options import BRIDGE_BARS, INFILL_FORMS, MAX_GAP_BARS, SERVE_PORT, draw_seed
 
 USER_ERROR = 2
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -386,6 +386,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from musegen.generate.serve import HOST, make_server
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be 1-65535 (got {args.port})")
+    server = make_server(args.port, threads=args.threads)
+    for name in args.preload:  # the first request should not wait for loading
+        server.RequestHandlerClass.engine.model(name)
+    print(f"musegen serve: http://{HOST}:{args.port}  (Ctrl+C stops it)", file=sys.stderr)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from musegen.runtime import installed
 
@@ -646,6 +662,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add("models", cmd_models, "list the shipped models")
+
+    p = add("serve", cmd_serve, "keep models loaded for DAW scripts (HTTP on 127.0.0.1)")
+    p.add_argument("--port", type=int, default=SERVE_PORT, help="port on 127.0.0.1")
+    p.add_argument(
+        "--preload",
+        nargs="*",
+        default=[DEFAULT_MODEL],
+        metavar="MODEL",
+        help="models to load before the first request",
+    )
+    p.add_argument("--threads", type=_threads, default=None, help=THREADS_HELP)
 
     p = add("export", cmd_export, "write ONNX graphs for a checkpoint (needs torch and onnx)")
     p.add_argument("checkpoint", help="checkpoint dir (or a shipped name, in a source checkout)")

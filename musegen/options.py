@@ -35,6 +35,7 @@ GENERATION_THREADS = 1
 # and 93-107 ms with two while another process kept a core busy (ONNX Runtime, no spinning).
 PREFILL_THREADS = 2
 THREADS_ENV = "MUSEGEN_THREADS"
+SERVE_PORT = 7862  # where `musegen serve` listens (127.0.0.1) unless told otherwise
 
 
 def _number(x: object) -> bool:

@@ -24,7 +24,7 @@ SUBCOMMANDS = [
     "models",
     "demo",
 ]
-ALL_SUBCOMMANDS = [*SUBCOMMANDS, "play", "ports", "bench", "export"]
+ALL_SUBCOMMANDS = [*SUBCOMMANDS, "play", "ports", "bench", "export", "serve"]
 EXAMPLES = Path(__file__).parent.parent / "demo" / "examples"
 
 

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import musegen
-
 DEMO = Path(__file__).parent.parent / "demo"
 
 
@@ -27,9 +25,10 @@ class FakeReaper:
 
     PPQ, QPM, ITEM_START = 960, 100.0, 2.0
 
-    def __init__(self, notes):
+    def __init__(self, notes, selection: tuple[float, float] | None = None):
         self.items = {"item0": {"pos": self.ITEM_START, "notes": notes, "track": "track0"}}
         self.created: list[dict] = []
+        self.selection = selection or (0.0, 0.0)  # the time selection, in seconds
 
     # time maps: seconds <-> quarter notes <-> PPQ from the item start
     def RPR_TimeMap2_timeToQN(self, proj, t):
@@ -87,9 +86,17 @@ class FakeReaper:
     def RPR_UpdateArrange(self):
         pass
 
+    def RPR_GetSet_LoopTimeRange(self, is_set, is_loop, start, end, autoseek):
+        return (is_set, is_loop, *self.selection, autoseek)
+
+    def RPR_MIDI_DeleteNote(self, take, i):
+        del self.items[take]["notes"][i]
+        return True
+
 
 def test_reaper_script_continues_the_selected_item():
     reaper = load_demo("reaper_continue")
+    reaper.ENGINE_PORT = None  # in REAPER's own Python
     # one 4/4 bar and a half of quarter notes (PPQ 960 per quarter)
     notes = [(i * 960, (i + 1) * 960, p, 90) for i, p in enumerate([62, 64, 66, 67, 69, 71])]
     fake = FakeReaper(notes)
@@ -107,9 +114,9 @@ def test_reaper_script_continues_the_selected_item():
 
 def test_continue_notes_is_plain_python():
     reaper = load_demo("reaper_continue")
-    model = musegen.load("lstm")
+    reaper.ENGINE_PORT, reaper.MODEL = None, "lstm"
     notes = [(0.0, 1.0, 67, 80), (1.0, 2.0, 71, 80), (2.0, 3.5, 74, 80)]
-    new = reaper.continue_notes(notes, (3, 4), model=model, bars=2, seed=1)
+    new = reaper.continue_notes(notes, (3, 4), bars=2, seed=1)
     # the last primer note ends in bar 2 (at 3.5), so the new bars are 3 and 4 (QN 6 to 12)
     assert new and all(6.0 <= s < 12.0 for s, _, _, _ in new)
 
@@ -140,3 +147,60 @@ def test_reaper_script_refuses_non_midi_items():
     fake.RPR_TakeIsMIDI = lambda take: False
     with pytest.raises(SystemExit, match="not MIDI"):
         reaper.read_selected_item(fake)
+
+
+def _bars_of(notes_ppq, lo_qn, hi_qn):
+    """The notes (PPQ 960 from the item start) whose onset lies in [lo_qn, hi_qn), sorted."""
+    return sorted(n for n in notes_ppq if lo_qn * 960 <= n[0] < hi_qn * 960)
+
+
+def test_reaper_script_regenerates_the_time_selection_in_place(infill_checkpoints):
+    """A time selection over bars 2-3 of a four-bar item: only notes that start there change."""
+    reaper = load_demo("reaper_continue")
+    reaper.ENGINE_PORT, reaper.MODEL, reaper.SEED = None, str(infill_checkpoints["lstm"]), 4
+    notes = [(i * 480, (i + 1) * 480, 60 + (i * 5) % 12, 90) for i in range(32)]  # 4 bars of 8ths
+    qn = 60 / FakeReaper.QPM  # seconds per quarter
+    # from the middle of bar 2 to the middle of bar 3 (item at 2 s): bars 2-3
+    fake = FakeReaper(list(notes), selection=(2.0 + 6 * qn, 2.0 + 10 * qn))
+    reaper.main(fake)
+    after = fake.items["item0"]["notes"]
+    outside = [n for n in notes if not 4 * 960 <= n[0] < 12 * 960]
+    assert sorted(n for n in after if not 4 * 960 <= n[0] < 12 * 960) == sorted(outside)
+    new = _bars_of(after, 4, 12)
+    assert new and new != _bars_of(notes, 4, 12)  # bars 2-3 were rewritten
+    assert not fake.created  # in place: no new item
+
+
+def test_reaper_bars_of_a_selection():
+    reaper = load_demo("reaper_continue")
+    assert reaper.bars_of_selection(6.0, 10.0, (4, 4)) == (2, 3)
+    assert reaper.bars_of_selection(4.0, 8.0, (4, 4)) == (2, 2)  # ends on a bar line
+    assert reaper.bars_of_selection(0.0, 1.0, (6, 8)) == (1, 1)
+    assert reaper.bars_of_selection(3.0, 3.5, (6, 8)) == (2, 2)
+
+
+def test_reaper_script_asks_a_running_engine(monkeypatch):
+    """With `musegen serve` running, the script asks it and loads nothing itself."""
+    import threading
+
+    from musegen.generate import serve
+
+    server = serve.make_server(0)  # any free port
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        reaper = load_demo("reaper_continue")
+        reaper.ENGINE_PORT, reaper.MODEL, reaper.SEED = server.server_port, "lstm", 3
+
+        def no_local_work(*args):
+            raise AssertionError("the script worked in-process with an engine running")
+
+        monkeypatch.setattr(reaper, "_in_process", no_local_work)
+        notes = [(i * 960, (i + 1) * 960, p, 90) for i, p in enumerate([62, 64, 66, 67, 69])]
+        fake = FakeReaper(notes)
+        reaper.main(fake)
+        (new,) = fake.created
+        assert new["notes"]
+        assert server.RequestHandlerClass.engine.loaded == ["lstm"]
+    finally:
+        server.shutdown()
+        server.server_close()
