@@ -202,6 +202,8 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     model = load(args.model, runtime=args.runtime, threads=args.threads)
     seed = draw_seed(args.seed)
+    if args.listen is not None:
+        return _call_and_response(model, args, seed)
     port = live.open_output(args.port)
     with port:
         sent = live.play(
@@ -221,11 +223,49 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call_and_response(model, args: argparse.Namespace, seed: int) -> int:
+    from musegen.generate import listen, live
+
+    if args.input is not None:
+        raise ConfigError("--listen answers what is played: give no INPUT file with it")
+    if args.bpm is not None and not 20 <= args.bpm <= 400:
+        raise ConfigError(f"--bpm must be 20-400 (got {args.bpm})")
+    conversation = listen.Conversation(
+        model,
+        bars=args.bars,
+        bpm=args.bpm,
+        metre=args.metre,
+        seed=seed,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        key=args.key,
+    )
+    with live.open_input(args.listen) as inport, live.open_output(args.port) as outport:
+        print(
+            f"listening on {inport.name}, answering on {outport.name} after a bar of rest "
+            "(Ctrl+C stops)",
+            file=sys.stderr,
+        )
+        listen.converse(conversation, inport, outport)
+    return 0
+
+
+def _metre(text: str) -> tuple[int, int]:
+    try:
+        num, den = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"use N/D such as 4/4 or 6/8 (got {text!r})") from None
+    if num < 1 or den not in (1, 2, 4, 8, 16):
+        raise argparse.ArgumentTypeError(f"use N/D such as 4/4 or 6/8 (got {text!r})")
+    return num, den
+
+
 def cmd_ports(args: argparse.Namespace) -> int:
     from musegen.generate import live
 
-    names = live.output_names()
-    print("\n".join(names) if names else "no MIDI output ports")
+    outs, ins = live.output_names(), live.input_names()
+    print("outputs:\n  " + ("\n  ".join(outs) if outs else "none"))
+    print("inputs (for --listen):\n  " + ("\n  ".join(ins) if ins else "none"))
     return 0
 
 
@@ -557,6 +597,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default=g["key"], help=KEY_HELP)
     p.add_argument("--channel", type=int, default=0, help="MIDI channel 0-15")
     p.add_argument("--quantize", type=_quantize_mode, default=DEFAULT_QUANTIZE, help=QUANTIZE_HELP)
+    p.add_argument(
+        "--listen",
+        default=None,
+        metavar="PORT_IN",
+        help="call and response: listen on this input port and answer each phrase after a "
+        "bar of rest (see musegen ports)",
+    )
+    p.add_argument(
+        "--bpm", type=float, default=None, help="--listen: the tempo (unset: read from the phrase)"
+    )
+    p.add_argument("--metre", type=_metre, default=(4, 4), help="--listen: the metre, e.g. 6/8")
     _add_runtime_options(p)
 
     add("ports", cmd_ports, "list MIDI output ports")

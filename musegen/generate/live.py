@@ -21,6 +21,32 @@ def output_names() -> list[str]:
         ) from e
 
 
+def input_names() -> list[str]:
+    """Names of the MIDI input ports of this machine."""
+    import mido
+
+    try:
+        return list(mido.get_input_names())
+    except (ImportError, ModuleNotFoundError) as e:
+        raise MuseGenError(
+            "live MIDI needs the python-rtmidi backend: pip install 'musegen[live]'"
+        ) from e
+
+
+def open_input(name: str) -> Any:
+    """Open an input port by name."""
+    import mido
+
+    names = input_names()
+    if name not in names:
+        listing = ", ".join(repr(n) for n in names) or "none"
+        raise MuseGenError(f"no MIDI input port {name!r}; ports: {listing} (see musegen ports)")
+    try:
+        return mido.open_input(name)
+    except (OSError, ValueError) as e:
+        raise MuseGenError(f"cannot open MIDI port {name!r}: {e}") from e
+
+
 def open_output(name: str | None) -> Any:
     """Open an output port by name (None: the system's default port)."""
     import mido

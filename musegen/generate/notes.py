@@ -80,7 +80,7 @@ def bar_qn(metre: tuple[int, int]) -> float:
     return metre[0] * 4 / metre[1]
 
 
-def continue_notes(
+def continuation(
     model: Any,
     notes: list[QNote],
     metre: tuple[int, int],
@@ -88,16 +88,23 @@ def continue_notes(
     bars: int,
     quantize: str = DEFAULT_QUANTIZE,
     **options: Any,
-) -> list[QNote]:
-    """The new notes of a ``bars``-bar continuation of the clip (a `MuseGen`), in QN from the
-    clip's start; they begin at the first bar line after its last note ends. ``options`` as
-    `MuseGen.generate_ids` (seed, key, temperature, top_p, ...)."""
+) -> tuple[float, list[QNote]]:
+    """Where a ``bars``-bar continuation of the clip starts (QN from the clip's start: the
+    first bar line after its last note ends, as the model read it) and its notes, in QN from
+    the clip's start. ``options`` as `MuseGen.generate_ids` (seed, key, temperature, ...)."""
     notes, metre = check_notes(notes, metre)
     primer = model.prepare(notes_to_midi(notes, metre), quantize=quantize)
     ids = model.generate_ids(primer, bars=bars, **options)[0]
     out = model.to_midi(primer, ids, continuation_only=True)  # time 0: where the bars start
-    offset = primer.start_seconds / SECONDS_PER_QN
-    return [(offset + s, offset + e, p, v) for s, e, p, v in _qnotes(out, 0.0, float("inf"))]
+    start = primer.start_seconds / SECONDS_PER_QN
+    return start, [(start + s, start + e, p, v) for s, e, p, v in _qnotes(out, 0.0, float("inf"))]
+
+
+def continue_notes(
+    model: Any, notes: list[QNote], metre: tuple[int, int], *, bars: int, **options: Any
+) -> list[QNote]:
+    """The new notes of a ``bars``-bar continuation of the clip (`continuation`)."""
+    return continuation(model, notes, metre, bars=bars, **options)[1]
 
 
 def infill_notes(
