@@ -134,7 +134,9 @@ def test_stream_script_sends_to_a_port(folk_midis):
     original = live.time.sleep
     live.time.sleep = lambda s: None  # do not wait in a test
     try:
-        n = script.stream(str(folk_midis[1]), Port(), model="lstm", bars=1, seed=0)
+        n = script.stream(
+            str(folk_midis[1]), Port(), model="lstm", bars=1, seed=0, engine_port=None
+        )
     finally:
         live.time.sleep = original
     assert n == len(sent) > 0
@@ -204,3 +206,34 @@ def test_reaper_script_asks_a_running_engine(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_stream_script_uses_a_running_engine(folk_midis, monkeypatch):
+    import threading
+
+    from musegen.generate import live, serve
+
+    server = serve.make_server(0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = load_demo("stream_to_port")
+    monkeypatch.setattr(script.musegen, "load", lambda *a, **k: pytest.fail("loaded here"))
+    monkeypatch.setattr(live.time, "sleep", lambda s: None)
+    sent = []
+
+    class Port:
+        def send(self, msg):
+            sent.append(msg)
+
+    try:
+        n = script.stream(
+            str(folk_midis[1]),
+            Port(),
+            model="lstm",
+            bars=1,
+            seed=0,
+            engine_port=server.server_port,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert n == len(sent) > 0 and any(m.type == "note_on" for m in sent)

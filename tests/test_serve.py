@@ -84,3 +84,20 @@ def test_no_engine_means_none(engine_port):
     free = server.server_port
     server.server_close()  # nothing listens there now
     assert serve.request("/continue", {"notes": MELODY}, port=free) is None
+
+
+def test_continue_a_midi_file(engine_port):
+    import base64
+    import io
+    from pathlib import Path
+
+    import pretty_midi
+
+    jig = Path(__file__).resolve().parent.parent / "demo" / "examples" / "jig_in_d.mid"
+    body = {"midi": base64.b64encode(jig.read_bytes()).decode(), "bars": 2, "model": "lstm"}
+    answer = serve.request("/continue", body | {"seed": 1}, port=engine_port)
+    new = pretty_midi.PrettyMIDI(io.BytesIO(base64.b64decode(answer["midi"])))
+    notes = [n for i in new.instruments for n in i.notes]
+    assert notes and min(n.start for n in notes) >= 0  # the new bars alone, from time 0
+    with pytest.raises(MuseGenError, match="base64"):
+        serve.request("/continue", {"midi": "not base64!"}, port=engine_port)

@@ -9,6 +9,8 @@ loopback interface only (nothing outside the machine can reach it):
                  -> {"notes": [[start, end, pitch, velocity], ...], "seed": 1, "ms": 41.0}
     POST /infill    {"notes": ..., "metre": ..., "first_bar": 3, "last_bar": 4, ...}
                  -> {"notes": [...the notes of bars 3-4...], "seed": ..., "ms": ...}
+    POST /continue  {"midi": "<a MIDI file, base64>", "bars": 4, ...}
+                 -> {"midi": "<the new bars alone, as a MIDI file, base64>", "seed": ..., ...}
     GET  /health -> {"musegen": "0.1.0", "models": ["mamba"]}
 
 Times are quarter notes from the clip's start (`musegen.generate.notes`). A request the caller
@@ -65,6 +67,12 @@ class Engine:
         seed = draw_seed(body.get("seed"))
         options = {k: body[k] for k in SAMPLING if body.get(k) is not None}
         started = time.perf_counter()
+        if path == "/continue" and body.get("midi") is not None:
+            midi = _continue_file(
+                model, body["midi"], _whole(body.get("bars", 4), "bars"), seed=seed, **options
+            )
+            ms = (time.perf_counter() - started) * 1e3
+            return {"midi": midi, "seed": seed, "ms": round(ms, 1)}
         if path == "/continue":
             notes = continue_notes(
                 model,
@@ -88,6 +96,22 @@ class Engine:
             raise ConfigError(f"no such request {path!r}: use /continue, /infill or /health")
         ms = (time.perf_counter() - started) * 1e3
         return {"notes": [list(n) for n in notes], "seed": seed, "ms": round(ms, 1)}
+
+
+def _continue_file(model: Any, midi_b64: Any, bars: int, **options: Any) -> str:
+    """The new bars of a continuation of a MIDI file (base64 in, base64 out)."""
+    import base64
+    import binascii
+    import io
+
+    try:
+        data = base64.b64decode(str(midi_b64), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("midi must be a MIDI file in base64") from None
+    out = model.continue_midi(data, bars=bars, continuation_only=True, **options)
+    buf = io.BytesIO()
+    out.write(buf)
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _whole(value: Any, name: str) -> int:
