@@ -345,6 +345,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if (args.data is None) == (args.benchmark is None):
+        raise ConfigError("give either --data DIR or --benchmark chorales")
+    if args.benchmark is not None:
+        return _eval_benchmark(args)
     from musegen.evaluate import evaluate_named
 
     if args.record:
@@ -375,6 +379,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         for key, value in result.items():
             print(f"{key:<22}{value:.4f}" if isinstance(value, float) else f"{key:<22}{value}")
+    return 0
+
+
+def _eval_benchmark(args: argparse.Namespace) -> int:
+    from musegen import chorales
+    from musegen.generate.muse import load
+
+    if args.model == "ngram":
+        raise ConfigError("the n-gram baseline is fitted on a corpus: use --data with it")
+    model = load(args.model, runtime=args.runtime)
+    result = {"model": args.model, "arch": model.arch} | chorales.evaluate(
+        model, progress=not args.json
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<37}{value:.4f}" if isinstance(value, float) else f"{key:<37}{value}")
     return 0
 
 
@@ -665,7 +687,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("eval", cmd_eval, "bits per note of a model (or the n-gram baseline) on a corpus")
     p.add_argument("--model", required=True, help="lstm | transformer | mamba | ngram | DIR")
-    p.add_argument("--data", required=True, help="corpus dir (musegen data) or MIDI folder")
+    p.add_argument("--data", default=None, help="corpus dir (musegen data) or MIDI folder")
+    p.add_argument(
+        "--benchmark",
+        choices=["chorales"],
+        default=None,
+        help="instead of --data: the Bach chorale melodies BWV 253-438 (never trained on), "
+        "against IDyOM's published pitch bits per note",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=["auto", "onnx", "torch"],
+        default="auto",
+        help="with --benchmark: " + RUNTIME_HELP,
+    )
     p.add_argument(
         "--split",
         default=None,

@@ -33,6 +33,9 @@ from musegen.midi import Score, read_score
 from musegen.tokens.infill import MAX_GAP_BARS, arrange, split_bars
 
 FOLK_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "miscFolk")
+# music21's bach/ holds the Bach chorales: the external benchmark (`musegen.chorales`), which no
+# model may train on; the corpus builder refuses it whatever the collections say.
+RESERVED_COLLECTIONS = ("bach",)
 SPLITS = ("train", "validation", "test")
 ALL = "all"  # every file of a corpus or folder, whatever its split
 SPLIT_FRACTIONS = {"train": 0.90, "validation": 0.05, "test": 0.05}
@@ -94,6 +97,11 @@ def _convert_abc_file(abc2midi: Path, abc_file: Path, out_dir: Path) -> list[Pat
 def _abc_files(corpus: Path) -> list[tuple[str, Path]]:
     files = []
     for collection in FOLK_COLLECTIONS:
+        if collection.strip("/").lower() in RESERVED_COLLECTIONS:
+            raise DataError(
+                f"music21's {collection}/ is the chorale benchmark (musegen eval --benchmark "
+                "chorales): it is never used for training"
+            )
         folder = corpus / collection
         if not folder.is_dir():
             raise DataError(f"music21 corpus collection missing: {folder}")

@@ -9,56 +9,52 @@ from typing import Any
 from musegen.errors import MuseGenError
 
 
-def output_names() -> list[str]:
-    """Names of the MIDI output ports of this machine."""
+def _names(direction: str) -> list[str]:
+    """Names of the MIDI ports of this machine, "input" or "output"."""
     import mido
 
     try:
-        return list(mido.get_output_names())
+        return list(getattr(mido, f"get_{direction}_names")())
     except (ImportError, ModuleNotFoundError) as e:
         raise MuseGenError(
             "live MIDI needs the python-rtmidi backend: pip install 'musegen[live]'"
         ) from e
+
+
+def _open(direction: str, name: str | None) -> Any:
+    """Open a port by name (None: the system's default port)."""
+    import mido
+
+    names = _names(direction)
+    if name is not None and name not in names:
+        listing = ", ".join(repr(n) for n in names) or "none"
+        raise MuseGenError(
+            f"no MIDI {direction} port {name!r}; ports: {listing} (see musegen ports)"
+        )
+    try:
+        return getattr(mido, f"open_{direction}")(name)
+    except (OSError, ValueError) as e:
+        raise MuseGenError(f"cannot open MIDI port {name!r}: {e}") from e
+
+
+def output_names() -> list[str]:
+    """Names of the MIDI output ports of this machine."""
+    return _names("output")
 
 
 def input_names() -> list[str]:
-    """Names of the MIDI input ports of this machine."""
-    import mido
-
-    try:
-        return list(mido.get_input_names())
-    except (ImportError, ModuleNotFoundError) as e:
-        raise MuseGenError(
-            "live MIDI needs the python-rtmidi backend: pip install 'musegen[live]'"
-        ) from e
-
-
-def open_input(name: str) -> Any:
-    """Open an input port by name."""
-    import mido
-
-    names = input_names()
-    if name not in names:
-        listing = ", ".join(repr(n) for n in names) or "none"
-        raise MuseGenError(f"no MIDI input port {name!r}; ports: {listing} (see musegen ports)")
-    try:
-        return mido.open_input(name)
-    except (OSError, ValueError) as e:
-        raise MuseGenError(f"cannot open MIDI port {name!r}: {e}") from e
+    """Names of the MIDI input ports of this machine (what `musegen play --listen` hears)."""
+    return _names("input")
 
 
 def open_output(name: str | None) -> Any:
     """Open an output port by name (None: the system's default port)."""
-    import mido
+    return _open("output", name)
 
-    names = output_names()
-    if name is not None and name not in names:
-        listing = ", ".join(repr(n) for n in names) or "none"
-        raise MuseGenError(f"no MIDI output port {name!r}; ports: {listing} (see musegen ports)")
-    try:
-        return mido.open_output(name)
-    except (OSError, ValueError) as e:
-        raise MuseGenError(f"cannot open MIDI port {name!r}: {e}") from e
+
+def open_input(name: str) -> Any:
+    """Open an input port by name."""
+    return _open("input", name)
 
 
 def play(

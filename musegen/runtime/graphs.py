@@ -224,19 +224,24 @@ def _mamba_prefill_layer(
     return mixer.out_proj(y), conv_state, ssm[None]
 
 
+def _mamba_layers(model: MambaDecoder, x: Tensor, state: tuple, layer_fn) -> tuple[Tensor, ...]:
+    """Run ``layer_fn(mixer, u, conv, ssm)`` through the residual stack: x (B, [T,] D) ->
+    logits, the convs of every layer, then their SSM states."""
+    n = model.config.n_layers
+    convs, ssms = [], []
+    for layer, conv, ssm in zip(model.layers, state[:n], state[n:], strict=True):
+        y, conv, ssm = layer_fn(layer.mixer, layer.norm(x), conv, ssm)
+        x = x + y
+        convs.append(conv)
+        ssms.append(ssm)
+    return F.linear(model.norm_f(x), model.embed.weight), *convs, *ssms
+
+
 class MambaPrefill(_Graph):
     def forward(self, tokens: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        """tokens (1, T), conv (1, d_conv, conv_dim) per layer, ssm (1, H, P, N) per layer."""
-        model, L = self.model, self.model.config.n_layers
-        x = model.embed(tokens)  # (1, T, D)
-        convs, ssms = [], []
-        for layer, conv, ssm in zip(model.layers, state[:L], state[L:], strict=True):
-            y, conv, ssm = _mamba_prefill_layer(layer.mixer, layer.norm(x), conv, ssm)
-            x = x + y
-            convs.append(conv)
-            ssms.append(ssm)
-        logits = F.linear(model.norm_f(x), model.embed.weight)  # (1, T, V)
-        return logits, *convs, *ssms
+        """tokens (1, T), conv (1, d_conv, conv_dim) per layer, ssm (1, H, P, N) per layer
+        -> logits (1, T, V) and the state after the last token."""
+        return _mamba_layers(self.model, self.model.embed(tokens), state, _mamba_prefill_layer)
 
 
 def _mamba_step_layer(
@@ -264,17 +269,9 @@ def _mamba_step_layer(
 
 class MambaStep(_Graph):
     def forward(self, token: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        """token (B,), conv (B, d_conv, conv_dim) per layer, ssm (B, H, P, N) per layer."""
-        model, L = self.model, self.model.config.n_layers
-        x = model.embed(token)  # (B, D)
-        convs, ssms = [], []
-        for layer, conv, ssm in zip(model.layers, state[:L], state[L:], strict=True):
-            y, conv, ssm = _mamba_step_layer(layer.mixer, layer.norm(x), conv, ssm)
-            x = x + y
-            convs.append(conv)
-            ssms.append(ssm)
-        logits = F.linear(model.norm_f(x), model.embed.weight)  # (B, V)
-        return logits, *convs, *ssms
+        """token (B,), conv (B, d_conv, conv_dim) per layer, ssm (B, H, P, N) per layer
+        -> logits (B, V) and the new state."""
+        return _mamba_layers(self.model, self.model.embed(token), state, _mamba_step_layer)
 
 
 GRAPHS: dict[type[Decoder], tuple[type[_Graph], type[_Graph]]] = {
