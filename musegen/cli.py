@@ -377,9 +377,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        for key, value in result.items():
-            print(f"{key:<22}{value:.4f}" if isinstance(value, float) else f"{key:<22}{value}")
+        _print_result(result)
     return 0
+
+
+def _print_result(result: dict, indent: str = "") -> None:
+    """Key-value lines; a dict value (figures per collection) as an indented block."""
+    for key, value in result.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}")
+            _print_result(value, indent + "  ")
+        elif isinstance(value, float):
+            print(f"{indent}{key:<22}{value:.4f}")
+        else:
+            print(f"{indent}{key:<22}{value}")
 
 
 def _eval_benchmark(args: argparse.Namespace) -> int:

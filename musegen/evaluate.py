@@ -8,6 +8,7 @@ comparable to IDyOM's pitch prediction on folk songs (Pearce 2005: 2.1-2.7 on Es
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from musegen.data import ALL, eval_tunes, is_corpus, spread, tokenize_split
+from musegen.data import ALL, MANIFEST, eval_tunes, is_corpus, spread, tokenize_split
 from musegen.errors import DataError
 from musegen.metrics import LN2, bits_per_note
 from musegen.tokens.tokenizer import Tokenizer
@@ -77,17 +78,38 @@ def _sliding_nll(model, tune: np.ndarray, window: int, device) -> np.ndarray:
     return result
 
 
-def evaluate_model(model, tokenizer: Tokenizer, arrays, *, limit: int | None = None) -> dict:
+def evaluate_model(
+    model,
+    tokenizer: Tokenizer,
+    arrays,
+    *,
+    limit: int | None = None,
+    groups: Sequence[str] | None = None,
+) -> dict:
     """Bits per note of a model over a tokenized split (`data.TokenArrays`).
 
     ``limit`` scores that many tunes spread evenly over the split (`data.spread`).
+    ``groups``: a name per tune of ``arrays`` (its collection or style); with two or more,
+    the result also has ``by_collection``: the same figures per group.
     """
     tunes, notes = _scored(arrays, limit)
     was_training = model.training
     model.eval()
     nlls = token_nll(model, tunes)
     model.train(was_training)
-    return bits_per_note(nlls, tunes, notes, tokenizer)
+    result = bits_per_note(nlls, tunes, notes, tokenizer)
+    if groups is not None and len(set(groups)) > 1:
+        picked = [groups[i] for i in spread(len(arrays), limit)]
+        result["by_collection"] = {
+            g: bits_per_note(*_members(g, picked, nlls, tunes, notes), tokenizer)
+            for g in sorted(set(picked))
+        }
+    return result
+
+
+def _members(group: str, groups: Sequence[str], *columns: Sequence) -> list[list]:
+    """The items of each column that belong to ``group``."""
+    return [[c[i] for i, g in enumerate(groups) if g == group] for c in columns]
 
 
 def _scored(arrays, limit: int | None) -> tuple[Sequence[np.ndarray], np.ndarray]:
@@ -116,6 +138,21 @@ def default_split(data_dir) -> str:
     return "test" if is_corpus(data_dir) else ALL
 
 
+def collections_of(data_dir, files: Sequence[str]) -> list[str]:
+    """The collection of each file: from a corpus manifest, else the first folder under
+    ``data_dir`` (a folder of MIDI files sorted into style folders is scored per style)."""
+    manifest = Path(data_dir) / MANIFEST
+    by_file = {}
+    if manifest.is_file():
+        tunes = json.loads(manifest.read_text())["tunes"]
+        by_file = {r["file"]: r.get("collection", "-") for r in tunes}
+    out = []
+    for f in files:  # as `data.TokenArrays` names them: relative to data_dir
+        parts = Path(f).parts
+        out.append(by_file.get(str(f)) or (parts[0] if len(parts) > 1 else "."))
+    return out
+
+
 def evaluate_named(name: str, data_dir, *, split: str | None = None, limit=None) -> dict:
     """`musegen eval`: a shipped name, a checkpoint directory, or ``ngram``.
 
@@ -134,7 +171,8 @@ def evaluate_named(name: str, data_dir, *, split: str | None = None, limit=None)
     split = split or default_split(data_dir)
     model, tokenizer, config = load_checkpoint(resolve(name))
     arrays = tokenize_split(data_dir, split, tokenizer, progress=False)
-    result = evaluate_model(model, tokenizer, arrays, limit=limit)
+    groups = collections_of(data_dir, arrays.files)
+    result = evaluate_model(model, tokenizer, arrays, limit=limit, groups=groups)
     info = {"model": name, "arch": config["arch"], "parameters": config["parameters"]}
     return {**info, "split": split, **result}
 

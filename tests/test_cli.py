@@ -175,6 +175,30 @@ def test_eval_of_a_plain_folder_scores_every_file(tmp_path, capsys):
     assert "plain folder" in capsys.readouterr().err
 
 
+def test_eval_of_style_folders_reports_each_style(tmp_path, capsys):
+    """A folder of MIDI files sorted into style folders: the figures per style add up."""
+    import numpy as np
+    from corpus_helpers import random_melody
+
+    from musegen.midi import write_midi
+
+    rng = np.random.default_rng(4)
+    for style, n in (("jazz", 3), ("pop", 2)):
+        (tmp_path / style).mkdir()
+        for i in range(n):
+            write_midi(random_melody(rng, bars=4), tmp_path / style / f"clip{i}.mid")
+    assert main(["eval", "--model", "lstm", "--data", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    styles = result["by_collection"]
+    assert set(styles) == {"jazz", "pop"}
+    assert [styles[s]["files"] for s in ("jazz", "pop")] == [3, 2]
+    assert sum(s["notes"] for s in styles.values()) == result["notes"]
+    total_bits = sum(s["bits_per_note"] * s["notes"] for s in styles.values())
+    assert total_bits / result["notes"] == pytest.approx(result["bits_per_note"])
+    assert main(["eval", "--model", "lstm", "--data", str(tmp_path)]) == 0
+    assert "by_collection\n  jazz\n    files" in capsys.readouterr().out
+
+
 def test_eval_of_a_corpus_scores_its_test_split(corpus, capsys):
     assert main(["eval", "--model", "lstm", "--data", str(corpus), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["split"] == "test"

@@ -109,3 +109,18 @@ def test_plain_midi_folder_is_split_by_name(tmp_path):
 def test_split_is_stable():
     assert split_of("0" * 40) == "train" and split_of("f" * 40) == "test"
     assert json.dumps([split_of(f"{i:040x}") for i in range(5)]) == json.dumps(["train"] * 5)
+
+
+def test_transposing_token_ids_moves_pitches_only_and_stays_in_range():
+    import numpy as np
+
+    from musegen.bench_transpose import transposed
+    from musegen.tokens.tokenizer import Tokenizer
+
+    tok = Tokenizer()
+    lo, hi = int(tok.pitch_ids[0]), int(tok.pitch_ids[-1])
+    ids = np.array([tok.bos_id, tok.bar_id, lo + 10, 3, lo + 20, tok.eos_id])
+    up = transposed(ids, 5, tok)
+    assert up.tolist() == [tok.bos_id, tok.bar_id, lo + 15, 3, lo + 25, tok.eos_id]
+    assert transposed(ids, -10, tok) is not None and transposed(ids, -11, tok) is None
+    assert transposed(np.array([hi]), 1, tok) is None
