@@ -313,12 +313,22 @@ def cmd_data(args: argparse.Namespace) -> int:
     from musegen.data import build_folk_corpus, corpus_counts
     from musegen.tokens.tokenizer import Tokenizer
 
-    manifest = build_folk_corpus(args.out, progress=not args.quiet)
+    if args.corpus == "art":
+        from musegen.corpus.art import build_art_corpus
+
+        manifest = build_art_corpus(args.out, progress=not args.quiet)
+        print(
+            f"{manifest['converted']} pieces from {manifest['files']} score files in "
+            f"{manifest['build_seconds']:.0f} s, {manifest['duplicates_removed']} duplicates "
+            f"removed -> {args.out}"
+        )
+    else:
+        manifest = build_folk_corpus(args.out, progress=not args.quiet)
+        print(
+            f"{manifest['converted']} tunes converted, {manifest['duplicates_removed']} "
+            f"duplicates removed -> {args.out}"
+        )
     counts = corpus_counts(args.out, Tokenizer())
-    print(
-        f"{manifest['converted']} tunes converted, {manifest['duplicates_removed']} duplicates "
-        f"removed -> {args.out}"
-    )
     print(f"{'split':<12}{'tunes':>8}{'notes':>10}{'tokens':>11}")
     for split, c in counts.items():
         print(f"{split:<12}{c['tunes']:>8}{c['notes']:>10}{c['tokens']:>11}")
@@ -653,7 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print ids and tokens as JSON")
 
     p = add("data", cmd_data, "build a training corpus")
-    p.add_argument("corpus", choices=["folk"], help="which corpus")
+    p.add_argument(
+        "corpus",
+        choices=["folk", "art"],
+        help="folk: the ABC folk collections; art: the composers' scores (never bach/)",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
