@@ -106,6 +106,9 @@ def convert(path: Path, cache: Path) -> list[Path]:
 
 
 def _convert_job(job: tuple[str, str]) -> list[str]:  # in a worker process
+    import warnings
+
+    warnings.simplefilter("ignore")  # music21's notes on overfull bars and the like
     path, cache = job
     return [str(p) for p in convert(Path(path), Path(cache))]
 
