@@ -97,14 +97,7 @@ def _convert_abc_file(abc2midi: Path, abc_file: Path, out_dir: Path) -> list[Pat
 def _abc_files(corpus: Path) -> list[tuple[str, Path]]:
     files = []
     for collection in FOLK_COLLECTIONS:
-        if collection.strip("/").lower() in RESERVED_COLLECTIONS:
-            raise DataError(
-                f"music21's {collection}/ is the chorale benchmark (musegen eval --benchmark "
-                "chorales): it is never used for training"
-            )
-        folder = corpus / collection
-        if not folder.is_dir():
-            raise DataError(f"music21 corpus collection missing: {folder}")
+        folder = collection_dir(corpus, collection)
         files += [(collection, f) for f in sorted(folder.glob("*.abc"))]
     return files
 
@@ -233,13 +226,7 @@ def build_folk_corpus(out_dir: str | Path, *, progress: bool = True, workers: in
                 }
             )
 
-    counts = {
-        s: {
-            "tunes": sum(r["split"] == s for r in records),
-            "notes": sum(r["notes"] for r in records if r["split"] == s),
-        }
-        for s in SPLITS
-    }
+    counts = split_counts(records)
     manifest = {
         "name": "folk",
         "collections": list(FOLK_COLLECTIONS),
@@ -252,6 +239,31 @@ def build_folk_corpus(out_dir: str | Path, *, progress: bool = True, workers: in
     }
     _write_json_atomic(out / MANIFEST, manifest)
     return manifest
+
+
+def split_counts(records: list[dict]) -> dict:
+    """Pieces ("tunes") and notes per split of a manifest's records."""
+    return {
+        s: {
+            "tunes": sum(r["split"] == s for r in records),
+            "notes": sum(r["notes"] for r in records if r["split"] == s),
+        }
+        for s in SPLITS
+    }
+
+
+def collection_dir(corpus: Path, collection: str) -> Path:
+    """The folder of one music21 corpus collection; refuses the ones no model may train on
+    (`RESERVED_COLLECTIONS`) and says when one is missing."""
+    if collection.strip("/").lower() in RESERVED_COLLECTIONS:
+        raise DataError(
+            f"music21's {collection}/ is the chorale benchmark (musegen eval --benchmark "
+            "chorales): it is never used for training"
+        )
+    folder = corpus / collection
+    if not folder.is_dir():
+        raise DataError(f"music21 corpus collection missing: {folder}")
+    return folder
 
 
 def _write_json_atomic(path: Path, obj: object) -> None:

@@ -28,11 +28,11 @@ from tqdm import tqdm
 from musegen.data import (
     MANIFEST,
     OPENING_NOTES,
-    RESERVED_COLLECTIONS,
-    SPLITS,
     _write_json_atomic,
+    collection_dir,
     melody_key,
     music21_corpus_dir,
+    split_counts,
     split_of,
 )
 from musegen.errors import DataError, MidiError
@@ -58,14 +58,7 @@ def score_files(corpus: Path, collections: tuple[str, ...] = ART_COLLECTIONS) ->
     """(collection, file) of every score to convert, in a fixed order."""
     out = []
     for collection in collections:
-        if collection.strip("/").lower() in RESERVED_COLLECTIONS:
-            raise DataError(
-                f"music21's {collection}/ is the chorale benchmark (musegen eval --benchmark "
-                "chorales): it is never used for training"
-            )
-        folder = corpus / collection
-        if not folder.is_dir():
-            raise DataError(f"music21 corpus collection missing: {folder}")
+        folder = collection_dir(corpus, collection)
         files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in SCORE_SUFFIXES)
         out += [(collection, f) for f in files]
     return out
@@ -179,13 +172,7 @@ def build_art_corpus(
                     "licence": LICENCE,
                 }
             )
-    counts = {
-        s: {
-            "tunes": sum(r["split"] == s for r in records),
-            "notes": sum(r["notes"] for r in records if r["split"] == s),
-        }
-        for s in SPLITS
-    }
+    counts = split_counts(records)
     manifest = {
         "name": "art",
         "collections": list(collections),
