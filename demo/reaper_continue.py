@@ -49,15 +49,26 @@ def ask(path: str, payload: dict) -> dict:
             with urllib.request.urlopen(req, timeout=120) as r:
                 return json.loads(r.read())
         except urllib.error.HTTPError as e:  # the engine refused: say why
-            raise SystemExit(json.loads(e.read() or b"{}").get("error", str(e))) from None
+            try:
+                message = json.loads(e.read() or b"{}").get("error", str(e))
+            except ValueError:
+                message = f"port {ENGINE_PORT} answered, but not as musegen serve"
+            raise SystemExit(message) from None
+        except TimeoutError:
+            raise SystemExit("musegen serve did not answer in 120 s") from None
         except (urllib.error.URLError, ConnectionError):
             pass  # no engine: do it here
     return _in_process(path, payload)
 
 
 def _in_process(path: str, payload: dict) -> dict:
-    from musegen.errors import MuseGenError
-    from musegen.generate.serve import Engine
+    try:
+        from musegen.errors import MuseGenError
+        from musegen.generate.serve import Engine
+    except ImportError:
+        raise SystemExit(
+            "musegen is not running (start `musegen serve`) nor installed in REAPER's Python"
+        ) from None
 
     try:
         return Engine().handle(path, payload)
@@ -117,16 +128,19 @@ def _notes(rpr, take, item_qn: float) -> list[tuple[float, float, int, int]]:
             for p in (start, end)
         ]
         notes.append((qn[0], qn[1], int(pitch), int(vel), bool(muted)))
-    return [n[:4] for n in notes if not n[4]]
+    return [n[:4] for n in notes if not n[4] and n[0] >= 0]  # not muted, not trimmed away
 
 
-def time_selection(rpr, item_qn: float) -> tuple[float, float] | None:
-    """The time selection in QN from the item start, or None when there is none."""
+def time_selection(rpr, item_qn: float, item_end_qn: float) -> tuple[float, float] | None:
+    """The time selection in QN from the item start, or None when there is none over the
+    item (a selection left elsewhere in the project does not count)."""
     _, _, start, end, _ = rpr.RPR_GetSet_LoopTimeRange(False, False, 0, 0, False)
     if end <= start:
         return None
-    to_qn = [rpr.RPR_TimeMap2_timeToQN(0, t) - item_qn for t in (start, end)]
-    return to_qn[0], to_qn[1]
+    lo, hi = (rpr.RPR_TimeMap2_timeToQN(0, t) - item_qn for t in (start, end))
+    if hi <= 0 or lo >= item_end_qn:
+        return None
+    return max(lo, 0.0), min(hi, item_end_qn)
 
 
 def _insert(rpr, take, notes, item_qn: float) -> None:
@@ -172,9 +186,15 @@ def main(rpr) -> None:
     item, notes, item_qn, metre = read_selected_item(rpr)
     if not notes:
         raise SystemExit("the selected item has no notes")
-    selection = time_selection(rpr, item_qn)
+    length = rpr.RPR_GetMediaItemInfo_Value(item, "D_LENGTH")
+    position = rpr.RPR_GetMediaItemInfo_Value(item, "D_POSITION")
+    item_end_qn = rpr.RPR_TimeMap2_timeToQN(0, position + length) - item_qn
+    selection = time_selection(rpr, item_qn, item_end_qn)
     if selection is None:
-        write_new_item(rpr, item, continue_notes(notes, metre), item_qn)
+        new = continue_notes(notes, metre)
+        if not new:
+            raise SystemExit("the model wrote only rests; run it again (or set another SEED)")
+        write_new_item(rpr, item, new, item_qn)
         return
     first, last = bars_of_selection(*selection, metre)
     bar = metre[0] * 4 / metre[1]

@@ -28,6 +28,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
+GRAPHS = ("prefill.onnx", "step.onnx")  # musegen.runtime.onnx_runtime's PREFILL and STEP
 
 
 def file_sha256(path: Path) -> str:
@@ -80,6 +81,8 @@ def save_checkpoint(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / WEIGHTS
+    for graph in GRAPHS:  # graphs exported for the weights this replaces (musegen export)
+        (out / graph).unlink(missing_ok=True)
     save_tensors(weights, model.state_dict(), metadata={"format": FORMAT})
     config = {
         "format": FORMAT,

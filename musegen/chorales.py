@@ -83,14 +83,15 @@ def melodies(progress: bool = False) -> list[tuple[int, bytes]]:
         if not path.is_file():
             try:
                 data = soprano_midi(corpus.parse(f"bach/bwv{bwv}"))
-            except Exception:  # music21 lacks a few numbers, or cannot read one
-                continue
+            except Exception:  # music21 lacks a few numbers, or cannot read one: leave it
+                continue  # out of the list, so that the next run needs no music21
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(data)
             tmp.replace(path)
         if progress and (i + 1) % 20 == 0:
             print(f"chorales: {i + 1}/{len(cached)}", flush=True)
         out.append((bwv, path.read_bytes()))
+    (folder / "numbers.txt").write_text(" ".join(str(bwv) for bwv, _ in out))
     return out
 
 

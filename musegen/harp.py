@@ -162,6 +162,7 @@ def process(
         start = float(primer.grid.ticks_to_seconds(gap.start))
         end = float(primer.grid.ticks_to_seconds(gap.end))
         text = f"musegen: bars {first}-{last} rewritten ({model}, seed {seed_used})"
+    studio.prune()  # old results go, as the page's do
     folder = studio.scratch / uuid.uuid4().hex
     folder.mkdir(parents=True)
     out = folder / f"{Path(midi_path).stem[:60] or 'clip'}_{model}.mid"

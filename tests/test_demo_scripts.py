@@ -56,6 +56,9 @@ class FakeReaper:
         return True
 
     def RPR_GetMediaItemInfo_Value(self, item, name):
+        if name == "D_LENGTH":  # the item ends after its last note
+            end = max((e for _, e, _, _ in self.items[item]["notes"]), default=0)
+            return end / self.PPQ * 60 / self.QPM
         return self.items[item]["pos"]
 
     def RPR_MIDI_CountEvts(self, take, a, b, c):
@@ -171,6 +174,15 @@ def test_reaper_script_regenerates_the_time_selection_in_place(infill_checkpoint
     new = _bars_of(after, 4, 12)
     assert new and new != _bars_of(notes, 4, 12)  # bars 2-3 were rewritten
     assert not fake.created  # in place: no new item
+
+
+def test_a_selection_away_from_the_item_means_continue():
+    reaper = load_demo("reaper_continue")
+    reaper.ENGINE_PORT, reaper.MODEL, reaper.SEED = None, "lstm", 3
+    notes = [(i * 960, (i + 1) * 960, p, 90) for i, p in enumerate([62, 64, 66, 67, 69])]
+    fake = FakeReaper(list(notes), selection=(0.0, 1.0))  # before the item (at 2 s)
+    reaper.main(fake)
+    assert fake.items["item0"]["notes"] == notes and len(fake.created) == 1
 
 
 def test_reaper_bars_of_a_selection():

@@ -201,3 +201,14 @@ def test_cli_continues_and_infills_without_torch(tmp_path):
     assert done.returncode == 2 and "needs PyTorch" in done.stderr
     done = _run_without_torch(f"sys.exit(main({['export', 'lstm']!r}))", tmp_path)
     assert done.returncode == 2 and "pip install 'musegen[export]'" in done.stderr
+
+
+def test_graphs_of_another_model_config_are_refused(tmp_path):
+    """A config changed under the graphs (another window, say) needs a new export."""
+    folder = tmp_path / "transformer"
+    shutil.copytree(ckpt.SHIPPED_DIR / "transformer", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["max_seq_len"] = 256
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="musegen export"):
+        OnnxRuntime(folder)

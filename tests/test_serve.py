@@ -101,3 +101,41 @@ def test_continue_a_midi_file(engine_port):
     assert notes and min(n.start for n in notes) >= 0  # the new bars alone, from time 0
     with pytest.raises(MuseGenError, match="base64"):
         serve.request("/continue", {"midi": "not base64!"}, port=engine_port)
+
+
+def _raw(port: int, body: bytes, headers: dict) -> tuple[int, dict]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/continue", body, headers)
+    r = conn.getresponse()
+    status, payload = r.status, json.loads(r.read() or b"{}")
+    conn.close()
+    return status, payload
+
+
+def test_web_pages_cannot_drive_the_engine(engine_port):
+    body = json.dumps({"notes": MELODY, "bars": 1, "model": "lstm"}).encode()
+    json_type = {"Content-Type": "application/json"}
+    status, payload = _raw(engine_port, body, json_type | {"Origin": "http://evil.example"})
+    assert status == 403 and "web pages" in payload["error"]
+    status, payload = _raw(engine_port, body, json_type | {"Host": "evil.example"})
+    assert status == 403 and "127.0.0.1" in payload["error"]
+    status, payload = _raw(engine_port, body, {"Content-Type": "text/plain"})
+    assert status == 400 and "JSON" in payload["error"]
+    status, payload = _raw(engine_port, body, json_type | {"Content-Length": "-1"})
+    assert status == 400 and "Content-Length" in payload["error"]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"notes": MELODY, "bars": float("inf")}, "whole number"),
+        ({"notes": [[0, float("inf"), 60, 90]]}, "out of range"),
+        ({"notes": MELODY, "metre": [99999, 4]}, "metre"),
+        ({"notes": MELODY, "metre": "68"}, "metre"),
+    ],
+)
+def test_odd_numbers_are_messages_not_failures(engine_port, body, message):
+    with pytest.raises(MuseGenError, match=message):
+        serve.request("/continue", body | {"model": "lstm"}, port=engine_port)

@@ -65,8 +65,12 @@ def score_files(corpus: Path, collections: tuple[str, ...] = ART_COLLECTIONS) ->
 
 
 def _cache_key(path: Path, version: str) -> str:
+    """The file's path, size and time, music21's version and the converter's."""
+    from musegen.corpus.scores import CONVERTER_VERSION
+
     stat = path.stat()
-    return hashlib.sha1(f"{path.name}|{stat.st_size}|{version}".encode()).hexdigest()[:16]
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{version}|{CONVERTER_VERSION}"
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
 def convert(path: Path, cache: Path) -> list[Path]:

@@ -1,8 +1,9 @@
 """A music21 score as a MIDI file: every pitched part a track, on the score's bar lines.
 
 Ties are merged, chords give all their notes, a first bar that is a pickup keeps its place in
-the bar (so bar lines fall where the score has them), and the tempo is a fixed 120 quarter
-notes a minute (the model reads the beat grid, not the tempo). Unpitched parts are left out.
+the bar (so bar lines fall where the score has them), every metre change is kept, and the
+tempo is a fixed 120 quarter notes a minute (the model reads the beat grid, not the tempo).
+Unpitched parts and grace notes are left out.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 from typing import Any
 
 QPM = 120.0
+CONVERTER_VERSION = 2  # part of the conversion cache's key: bump when the output changes
 
 
 def _pickup(part: Any) -> float:
@@ -26,12 +28,21 @@ def score_to_midi(score: Any, parts: list[int] | None = None) -> bytes:
     chosen = list(score.parts) if parts is None else [score.parts[i] for i in parts]
     if not chosen:
         chosen = [score]  # a single-part stream with no Part objects
-    signatures = score.flatten().getElementsByClass("TimeSignature")
-    num, den = (signatures[0].numerator, signatures[0].denominator) if signatures else (4, 4)
     seconds = 60.0 / QPM
     pm = pretty_midi.PrettyMIDI(initial_tempo=QPM)
-    pm.time_signature_changes.append(pretty_midi.TimeSignature(num, den, 0.0))
     shift = _pickup(chosen[0])
+    # every metre change, where it falls (the first at 0: a pickup bar is in the first metre)
+    signatures = chosen[0].flatten().getElementsByClass("TimeSignature")
+    last = None
+    for ts in signatures:
+        at = 0.0 if last is None else (float(ts.offset) + shift) * seconds
+        if (ts.numerator, ts.denominator) != last:
+            pm.time_signature_changes.append(
+                pretty_midi.TimeSignature(ts.numerator, ts.denominator, at)
+            )
+            last = (ts.numerator, ts.denominator)
+    if last is None:
+        pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
     for part in chosen:
         program = 0
         instrument = (

@@ -14,12 +14,16 @@ starts a new phrase. After an answer, the next note starts a new phrase too.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
+from musegen.errors import MuseGenError
 from musegen.generate.notes import QNote, bar_qn, continuation
+
+log = logging.getLogger(__name__)
 
 MIN_IOI = 0.04  # seconds: onsets closer than this are one chord when reading the tempo
 
@@ -139,7 +143,11 @@ class Conversation:
         if t < bar_line:
             return []
         self.answered_at = bar_line
-        self.answer = self._make_answer()
+        try:
+            self.answer = self._make_answer()
+        except MuseGenError as e:  # a phrase the model cannot answer: listen on
+            log.warning("no answer to that phrase: %s", e)
+            self._reset()
         return []
 
     def _make_answer(self) -> list[tuple[float, Any]]:

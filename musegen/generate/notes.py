@@ -9,6 +9,7 @@ that a DAW script needs nothing but the standard library when the engine runs.
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import pretty_midi
@@ -23,11 +24,13 @@ SECONDS_PER_QN = 60.0 / QPM
 
 def check_notes(notes: Any, metre: Any) -> tuple[list[QNote], tuple[int, int]]:
     """Notes and metre as given by a script or a JSON request, checked and converted."""
+    if isinstance(metre, (str, bytes)) or not hasattr(metre, "__len__") or len(metre) != 2:
+        raise ConfigError(f"metre must be [numerator, denominator] (got {metre!r})")
     try:
         num, den = (int(x) for x in metre)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"metre must be [numerator, denominator] (got {metre!r})") from None
-    if num < 1 or den not in (1, 2, 4, 8, 16, 32):
+    if not 1 <= num <= 64 or den not in (1, 2, 4, 8, 16, 32):
         raise ConfigError(f"metre must be like [4, 4] or [6, 8] (got {metre!r})")
     out = []
     try:
@@ -40,7 +43,8 @@ def check_notes(notes: Any, metre: Any) -> tuple[list[QNote], tuple[int, int]]:
     if not out:
         raise ConfigError("the clip has no notes: give at least one")
     for start, end, pitch, velocity in out:
-        if not (0 <= start < end and 0 <= pitch <= 127 and 1 <= velocity <= 127):
+        finite = math.isfinite(start) and math.isfinite(end)
+        if not (finite and 0 <= start < end and 0 <= pitch <= 127 and 1 <= velocity <= 127):
             raise ConfigError(
                 f"note {(start, end, pitch, velocity)} is out of range: 0 <= start < end, "
                 "pitch 0-127, velocity 1-127"

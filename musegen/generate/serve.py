@@ -22,6 +22,7 @@ loading a model itself.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import urllib.error
@@ -48,6 +49,8 @@ class Engine:
         self._lock = threading.Lock()
 
     def model(self, name: str) -> Any:
+        if name in self._models:
+            return self._models[name]
         with self._lock:  # one load per model, even when two requests ask at once
             if name not in self._models:
                 from musegen.generate.muse import load
@@ -115,7 +118,8 @@ def _continue_file(model: Any, midi_b64: Any, bars: int, **options: Any) -> str:
 
 
 def _whole(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value != int(value):
         raise ConfigError(f"{name} must be a whole number (got {value!r})")
     return int(value)
 
@@ -135,6 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        refused = self._refused()
+        if refused is not None:
+            self._reply(403, {"error": refused})
+            return
         if self.path != "/health":
             self._reply(404, {"error": "GET /health, or POST /continue or /infill"})
             return
@@ -142,11 +150,30 @@ class _Handler(BaseHTTPRequestHandler):
 
         self._reply(200, {"musegen": __version__, "models": self.engine.loaded})
 
+    def _refused(self) -> str | None:
+        """Why a request is refused: only programs on this machine may ask, not web pages.
+        A browser sends an Origin, and a page reached by DNS rebinding a foreign Host."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            return "requests must be addressed to 127.0.0.1"
+        if self.headers.get("Origin") is not None:
+            return "requests from web pages are refused"
+        return None
+
     def do_POST(self) -> None:  # noqa: N802
+        refused = self._refused()
+        if refused is not None:
+            self._reply(403, {"error": refused})
+            return
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise ConfigError(f"the request is over {MAX_BODY} bytes")
+            if not (self.headers.get("Content-Type") or "").startswith("application/json"):
+                raise ConfigError("send the request as JSON (Content-Type: application/json)")
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY:
+                raise ConfigError(f"Content-Length must be 0-{MAX_BODY} bytes")
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")
             except json.JSONDecodeError as e:
@@ -185,6 +212,14 @@ def request(
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.loads(r.read())
     except urllib.error.HTTPError as e:
-        raise MuseGenError(json.loads(e.read() or b"{}").get("error", str(e))) from None
+        try:
+            message = json.loads(e.read() or b"{}").get("error", str(e))
+        except ValueError:  # not the engine: another program on the port
+            message = f"port {port} answered, but not as musegen serve ({e})"
+        raise MuseGenError(message) from None
+    except TimeoutError:
+        raise MuseGenError(f"musegen serve on port {port} did not answer in {timeout} s") from None
     except (urllib.error.URLError, ConnectionError):
         return None
+    except ValueError as e:  # a reply that is not JSON
+        raise MuseGenError(f"port {port} answered, but not as musegen serve ({e})") from None

@@ -31,6 +31,7 @@ from musegen.runtime.onnx_runtime import (
     PREFILL,
     STEP,
     WEIGHTS,
+    model_config_hash,
     safetensors_header,
 )
 
@@ -129,6 +130,7 @@ def export(directory: str | Path) -> list[Path]:
         "prefill_state": [list(t.shape) for t in initial] if initial else None,
         "prefill_chunk": PREFILL_CHUNK.get(arch),
         "weights_header_sha256": header_hash,
+        "model_config_sha256": model_config_hash(path),
     }
     # Dynamic axes: T (prefill length) and B (rows).
     outputs = ["logits", *(f"{n}_out" for n in names)]

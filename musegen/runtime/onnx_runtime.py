@@ -39,6 +39,12 @@ def safetensors_header(path: Path) -> tuple[dict, int, str]:
     return header, 8 + size, hashlib.sha256(raw).hexdigest()
 
 
+def model_config_hash(directory: Path) -> str:
+    """sha256 of the model section of a checkpoint's config.json (sizes, window, ...)."""
+    config = json.loads((directory / "config.json").read_text())
+    return hashlib.sha256(json.dumps(config["model"], sort_keys=True).encode()).hexdigest()
+
+
 def session_options(threads: int):  # -> onnxruntime.SessionOptions
     """Options for a generation session: sequential, ``threads`` intra-op threads (0: ONNX
     Runtime's choice), no spin-waiting."""
@@ -97,10 +103,11 @@ class OnnxRuntime:
                     f"{directory / name} was written by another musegen version; run "
                     f"`musegen export {directory}` again"
                 )
-            if meta.get("weights_header_sha256") != header_hash:
+            stale = meta.get("model_config_sha256") != model_config_hash(directory)
+            if meta.get("weights_header_sha256") != header_hash or stale:
                 raise CheckpointError(
-                    f"{directory / name} was exported for other weights than "
-                    f"{directory / WEIGHTS}; run `musegen export {directory}` again"
+                    f"{directory / name} was exported for another model than the one in "
+                    f"{directory}; run `musegen export {directory}` again"
                 )
         self.spec: list[tuple[str, int | None]] = [tuple(s) for s in meta["state"]]
         self.names = [n for n, _ in self.spec]
