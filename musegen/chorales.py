@@ -15,22 +15,15 @@ The melodies are read once with music21 (about 0.2 s a chorale) and cached as MI
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 from typing import Any
 
 from musegen.errors import DataError
 from musegen.metrics import bits_per_note
+from musegen.options import cache_dir
 
 FIRST_BWV, LAST_BWV = 253, 438
 IDYOM_PITCH_BITS = {"IDyOM pitch-only PPM": 2.347, "IDyOM multiple viewpoints": 1.953}
 QPM = 120.0
-
-
-def cache_dir() -> Path:
-    """Where converted melodies are kept: $MUSEGEN_CACHE/chorales or ~/.cache/musegen/..."""
-    root = os.environ.get("MUSEGEN_CACHE") or Path.home() / ".cache" / "musegen"
-    return Path(root) / "chorales"
 
 
 def soprano_midi(score: Any) -> bytes:
@@ -66,7 +59,7 @@ def soprano_midi(score: Any) -> bytes:
 def melodies(progress: bool = False) -> list[tuple[int, bytes]]:
     """(BWV number, soprano MIDI) of every chorale BWV 253-438 in music21's corpus, from the
     cache when converted before. Needs music21 (``pip install 'musegen[train]'``) once."""
-    folder = cache_dir()
+    folder = cache_dir("chorales")
     wanted = _numbers()
     cached = {bwv: folder / f"bwv{bwv}.mid" for bwv in wanted}
     if all(p.is_file() for p in cached.values()):
@@ -97,7 +90,7 @@ def melodies(progress: bool = False) -> list[tuple[int, bytes]]:
 
 def _numbers() -> list[int]:
     """The BWV numbers of the benchmark that music21's chorale list knows."""
-    cache = cache_dir() / "numbers.txt"
+    cache = cache_dir("chorales") / "numbers.txt"
     if cache.is_file():
         return [int(x) for x in cache.read_text().split()]
     try:

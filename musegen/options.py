@@ -10,6 +10,7 @@ import numbers
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from musegen.errors import ConfigError
@@ -35,6 +36,7 @@ GENERATION_THREADS = 1
 # and 93-107 ms with two while another process kept a core busy (ONNX Runtime, no spinning).
 PREFILL_THREADS = 2
 THREADS_ENV = "MUSEGEN_THREADS"
+CACHE_ENV = "MUSEGEN_CACHE"
 SERVE_PORT = 7862  # where `musegen serve` listens (127.0.0.1) unless told otherwise
 
 
@@ -109,6 +111,13 @@ def prefill_threads(threads: int | None = None) -> int:
     if threads is None and not os.environ.get(THREADS_ENV, "").strip():
         return min(PREFILL_THREADS, os.cpu_count() or 1)
     return generation_threads(threads)
+
+
+def cache_dir(name: str) -> Path:
+    """Where musegen keeps what it converted once (``name``: a subfolder):
+    $MUSEGEN_CACHE, else ~/.cache/musegen."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "musegen"
+    return Path(root) / name
 
 
 def draw_seed(seed: int | None) -> int:

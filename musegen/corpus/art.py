@@ -37,6 +37,7 @@ from musegen.data import (
 )
 from musegen.errors import DataError, MidiError
 from musegen.midi import read_score
+from musegen.options import cache_dir
 
 ART_COLLECTIONS = (
     "beach", "beethoven", "chopin", "ciconia", "corelli", "cpebach", "handel", "haydn",
@@ -47,11 +48,6 @@ ART_COLLECTIONS = (
 SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc")
 LICENCE = "music21 corpus: for non-commercial use"
 MIN_NOTES = 8
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("MUSEGEN_CACHE") or Path.home() / ".cache" / "musegen"
-    return Path(root) / "art"
 
 
 def score_files(corpus: Path, collections: tuple[str, ...] = ART_COLLECTIONS) -> list:
@@ -125,7 +121,7 @@ def build_art_corpus(
         raise DataError(f"{out} already holds a corpus; remove it or choose another --out")
     started = time.perf_counter()
     files = score_files(music21_corpus_dir(), collections)
-    cache = cache_dir()
+    cache = cache_dir("art")
     cache.mkdir(parents=True, exist_ok=True)
     jobs = [(str(f), str(cache)) for _, f in files]
     with ProcessPoolExecutor(workers) as pool:
