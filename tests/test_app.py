@@ -337,8 +337,10 @@ def test_real_browser_regenerates_bars(server):
             sync_api.expect(page.locator("#primer-roll img")).to_be_visible(timeout=30_000)
             page.get_by_label("infiller").check()
             page.get_by_text("Regenerate bars inside the clip").click()
-            page.locator("#from-bar input").fill("3")
-            page.locator("#to-bar input").fill("4")
+            for box, value in (("#from-bar input", "3"), ("#to-bar input", "4")):
+                page.locator(box).fill(value)
+                page.locator(box).press("Tab")  # commit the number before the click reads it
+                sync_api.expect(page.locator(box)).to_have_value(value)
             page.locator("#infill").click()
             status = page.locator("#status")
             sync_api.expect(status).to_contain_text(
