@@ -24,6 +24,9 @@ DEFAULT_QUANTIZE = "auto"  # how played-in timing is read (musegen.quantize.MODE
 MAX_BARS = 256
 MAX_VARIATIONS = 16
 MAX_SEED = 2**63 - 1
+# the order of the notes that start together in a token stream (musegen.tokens.tokenizer):
+# lowest first, or highest (the melody) first
+CHORD_ORDERS = ("bass", "top")
 INFILL_FORMS = ("spm", "psm")  # how an infilling example is arranged (musegen.tokens.infill)
 MAX_GAP_BARS = 16  # the longest gap infilling writes (and its training examples hold)
 BRIDGE_BARS = 4  # bars a bridge writes between two clips unless told otherwise

@@ -24,6 +24,7 @@ CONFIGS = {
     "default": TOK,
     "velocity+tempo": Tokenizer(use_velocity=True, use_tempo=True),
     "12tpq-narrow": Tokenizer(12, use_tempo=True, pitch_range=(36, 96)),
+    "top-first": Tokenizer(chord_order="top"),
 }
 # Real files musegen cannot tokenize, and why (every other real file must round-trip).
 NOT_TOKENIZED = {
@@ -73,7 +74,9 @@ def test_optional_families() -> None:
     assert len(narrow.ids_of("PITCH")) == 61 and len(narrow.ids_of("POS")) == 96
 
 
-@pytest.mark.parametrize("kwargs", [{"ticks_per_quarter": 7}, {"pitch_range": (60, 50)}])
+@pytest.mark.parametrize(
+    "kwargs", [{"ticks_per_quarter": 7}, {"pitch_range": (60, 50)}, {"chord_order": "middle"}]
+)
 def test_bad_settings_raise_config_error(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         Tokenizer(**kwargs)
@@ -95,6 +98,26 @@ def test_config_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConfigError, match="not valid JSON"):
         Tokenizer.load(tmp_path / "bad.json")
+
+
+def test_chord_order_puts_the_top_or_the_bass_first() -> None:
+    chord = [Note(0, p, 480, 80, 0) for p in (48, 64, 60, 67)] + [Note(480, 72, 480, 80, 0)]
+    score = Score(notes=sorted(chord), tracks=[Track()], time_signatures=[(0, 4, 4)])
+    top = CONFIGS["top-first"]
+    pitches = {
+        name: [t for t in names(tok.encode_score(score), tok) if t.startswith("PITCH")]
+        for name, tok in (("bass", TOK), ("top", top))
+    }
+    assert pitches["bass"] == ["PITCH_48", "PITCH_60", "PITCH_64", "PITCH_67", "PITCH_72"]
+    assert pitches["top"] == ["PITCH_67", "PITCH_64", "PITCH_60", "PITCH_48", "PITCH_72"]
+    assert top.decode_score(top.encode_score(score)) == TOK.decode_score(TOK.encode_score(score))
+    # each grammar refuses the other order: a chord's tones only rise (bass) or fall (top)
+    assert not top.grammar().accepts(TOK.encode_score(score))
+    assert not TOK.grammar().accepts(top.encode_score(score))
+    # configs from before the option read as bass-first, and the default writes no key
+    assert "chord_order" not in TOK.to_dict()
+    assert Tokenizer.from_dict(top.to_dict()).chord_order == "top"
+    assert top.vocab == TOK.vocab and top != TOK
 
 
 # -- the worked example of TOKENS.md (keep in sync) ----------------------------------------

@@ -5,7 +5,8 @@
                                                 when the tokenizer uses tempo; later only when
                                                 the value changes)
     event    := POS note+                      (POS strictly rises inside a bar, < bar length)
-    note     := PITCH VEL? DUR                 (pitches strictly rise inside one POS)
+    note     := PITCH VEL? DUR                 (pitches strictly rise inside one POS; they
+                                                fall with the tokenizer's chord_order "top")
 
 The grammar is purely syntactic; a sampler adds its own masks on top (bar counts, keys).
 States are immutable (`GrammarState`, a NamedTuple), so a state can be shared between
@@ -103,6 +104,7 @@ class Grammar:
         self._use_tempo = tok.use_tempo
         self._bar_ticks = [tok.bar_ticks(n, d) for n, d in tok.time_signatures]
         self._pitch_lo = tok.pitch_range[0]
+        self._falling = tok.chord_order == "top"  # chord tones from the top down
         self._pad, self._bos, self._eos, self._bar = tok.pad_id, tok.bos_id, tok.eos_id, tok.bar_id
         self._timesig_ids = tok.timesig_ids
         self._tempo_ids = tok.tempo_ids
@@ -177,7 +179,9 @@ class Grammar:
                 m[self._tempo_ids[s.tempo]] = False
             first = s.position + 1 if ph == Phase.DUR else 0
             m[self._pos0 + first : self._pos0 + s.bar_ticks] = True
-            if ph == Phase.DUR:
+            if ph == Phase.DUR and self._falling:
+                m[self._pitch_ids[: s.pitch - self._pitch_lo]] = True
+            elif ph == Phase.DUR:
                 m[self._pitch_ids[s.pitch - self._pitch_lo + 1 :]] = True
             m[self._bar] = m[self._eos] = True
         m.setflags(write=False)
@@ -191,7 +195,7 @@ class Grammar:
         val = self._value[token]
         ph, bars, bar_start, bar_ticks, position, pitch, velocity, timesig, tempo = state
         if ph == Phase.DUR:
-            if fam == PITCH and val > pitch:
+            if fam == PITCH and (val < pitch if self._falling else val > pitch):
                 return GrammarState(
                     Phase.PITCH, bars, bar_start, bar_ticks, position, val, -1, timesig, tempo
                 )

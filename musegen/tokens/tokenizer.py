@@ -45,6 +45,7 @@ from musegen.midi import (
     score_arrays,
     score_to_pretty_midi,
 )
+from musegen.options import CHORD_ORDERS
 from musegen.tokens.grammar import (
     BAR,
     BOS,
@@ -140,6 +141,8 @@ class Tokenizer:
             `map_time_signature`.
         infill: add the FILL and SEP tokens (last in the vocabulary, so the other ids are
             those of the same tokenizer without them) for bar-level infilling.
+        chord_order: the order of the notes that start together: "bass" (lowest first, the
+            default) or "top" (highest first, the melody note before its accompaniment).
         durations: duration values in grid ticks (default `default_durations`); a note's
             duration becomes the nearest one (a tie goes to the longer; longer notes clip).
     """
@@ -156,6 +159,7 @@ class Tokenizer:
         velocities: Sequence[int] | None = None,
         tempos: Sequence[int] | None = None,
         infill: bool = False,
+        chord_order: str = "bass",
     ) -> None:
         tpq = ticks_per_quarter
         if isinstance(tpq, bool) or not isinstance(tpq, int) or not 2 <= tpq <= 480 or tpq % 2:
@@ -185,6 +189,11 @@ class Tokenizer:
         self.use_velocity = bool(use_velocity)
         self.use_tempo = bool(use_tempo)
         self.infill = bool(infill)
+        if chord_order not in CHORD_ORDERS:
+            raise ConfigError(
+                f"chord_order must be one of {', '.join(CHORD_ORDERS)} (got {chord_order!r})"
+            )
+        self.chord_order = chord_order
         self.pitch_range = (lo, hi)
         self.time_signatures: list[tuple[int, int]] = tss
         self.durations: list[int] = durs
@@ -397,7 +406,7 @@ class Tokenizer:
         di = _nearest_index(self._dur_values, dur)
         vi = _nearest_index(self._vel_values, vel) if self.use_velocity else np.zeros_like(di)
         # one note per (onset, pitch): the longest, then the loudest
-        order = np.lexsort((-vi, -di, pitch, start))
+        order = np.lexsort((-vi, -di, pitch if self.chord_order == "bass" else -pitch, start))
         start, pitch, di, vi = start[order], pitch[order], di[order], vi[order]
         if len(start) > 1:
             first = np.ones(len(start), dtype=bool)
@@ -516,8 +525,8 @@ class Tokenizer:
             if self.use_velocity
             else np.full_like(di, DEFAULT_VELOCITY)
         )
-        notes = list(map(Note, start.tolist(), pitch.tolist(), durs.tolist(), vels.tolist()))
-        last = int(start[-1]) if len(start) else 0
+        notes = sorted(map(Note, start.tolist(), pitch.tolist(), durs.tolist(), vels.tolist()))
+        last = int(start.max()) if len(start) else 0
         bars = self.bar_starts(changes, last)
         last_bar = int(bars[-1])
         ts = [(t, *self.time_signatures[i]) for t, i in changes if t <= last_bar]
@@ -602,6 +611,7 @@ class Tokenizer:
             "velocities": list(self.velocities),
             "tempos": list(self.tempos),
             **({"infill": True} if self.infill else {}),
+            **({"chord_order": self.chord_order} if self.chord_order != "bass" else {}),
             "vocab_size": self.vocab_size,
         }
 
@@ -625,6 +635,7 @@ class Tokenizer:
                 velocities=d["velocities"],
                 tempos=d["tempos"],
                 infill=bool(d.get("infill", False)),
+                chord_order=d.get("chord_order", "bass"),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"malformed tokenizer config: {e!r}") from None
