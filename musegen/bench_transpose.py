@@ -1,6 +1,7 @@
 """What moving a melody into another key costs each model: bits per note at -6..+6 semitones.
 
     python -m musegen.bench_transpose --data data/folk --split test --tunes 200
+    python -m musegen.bench_transpose --data data/folk --shifts -24 -12 0 12   # registers
 
 The same held-out tunes are scored at their own pitch and shifted by every semitone in the
 range (a tune is used only if every shift keeps its pitches in the tokenizer's range); the
@@ -54,9 +55,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tunes", type=int, default=200, help="spread evenly over the split")
     p.add_argument("--models", nargs="+", default=list(ARCHITECTURES))
     p.add_argument("--max-shift", type=int, default=6)
+    p.add_argument(
+        "--shifts", type=int, nargs="+", default=None, help="instead: these shifts (0 is added)"
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     shifts = list(range(-args.max_shift, args.max_shift + 1))
+    if args.shifts:
+        shifts = sorted({0, *args.shifts})
     results = {}
     for name in args.models:
         model = load(name)
@@ -73,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     for name, r in results.items():
         base = r["by_shift"][0]
-        worst = max(shifts, key=lambda s: r["by_shift"][s]["bits_per_note"])
+        worst = max(
+            (s for s in shifts if s), key=lambda s: r["by_shift"][s]["bits_per_note"], default=0
+        )
         extra = r["by_shift"][worst]["bits_per_note"] - base["bits_per_note"]
         print(
             f"{name}: {r['tunes']} tunes, {base['notes']} notes; at own pitch "

@@ -310,9 +310,46 @@ def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
             shutil.copyfile(f, dst / f.name)
 
 
-def train_command(arch: str, tcfg: dict) -> str:
+# What each corpus `musegen data` builds is, for the model card's "Data and licence".
+CORPUS_TEXT = {
+    "folk": "musegen's folk corpus (`musegen data folk`): the essenFolksong, oneills1850, "
+    "ryansMammoth and miscFolk ABC collections that ship with the music21 package, converted "
+    "with abc2midi, de-duplicated and split by tune",
+    "art": "musegen's art-music corpus (`musegen data art`): the composers' scores that ship "
+    "with the music21 package (Palestrina, Monteverdi, the Trecento, Josquin, the "
+    "Mozart/Haydn/Beethoven quartets, Schubert, the Schumanns, Chopin, Joplin, Handel, Corelli, "
+    "C. P. E. Bach, Verdi, Weber, lead sheets and more; never music21's bach/, kept for the "
+    "chorale benchmark), as full multi-part pieces, de-duplicated and split by piece",
+    "bass": "musegen's bass-line corpus (`musegen data bass`): the lowest part of each "
+    "art-music piece where it is a single line (bass voices, cello and continuo lines), "
+    "in its piece's split",
+}
+
+
+def corpus_names(training: dict) -> list[str]:
+    """The corpora a checkpoint was trained on (runs from before corpus mixes: folk)."""
+    return [c["name"] for c in training.get("corpora", [])] or ["folk"]
+
+
+def built_from(corpora: list[str]) -> list[str]:
+    """The corpora to build, in order, to train on ``corpora`` (the bass lines are read from
+    the art corpus)."""
+    needed = ["art", *corpora] if "bass" in corpora and "art" not in corpora else corpora
+    return [name for name in dict.fromkeys(needed) if name in CORPUS_TEXT]
+
+
+def data_args(training: dict) -> list[str]:
+    """What `--data` was: ``data/<name>`` for a corpus `musegen data` builds, else the folder."""
+    corpora = training.get("corpora") or [{"name": "folk"}]
+    return [f"data/{c['name']}" if c["name"] in CORPUS_TEXT else c["dir"] for c in corpora]
+
+
+def train_command(arch: str, tcfg: dict, data: list[str] | None = None) -> str:
     """The `musegen train` command line that reproduces a training config."""
-    parts = [f"musegen train --arch {arch} --data data/folk --out runs/{arch}"]
+    data = " ".join(data or ["data/folk"])
+    parts = [f"musegen train --arch {arch} --data {data} --out runs/{arch}"]
+    if tcfg.get("mix"):
+        parts.append("--mix " + " ".join(f"{w:g}" for w in tcfg["mix"]))
     for key in (
         "preset",
         "tokens",
@@ -326,6 +363,10 @@ def train_command(arch: str, tcfg: dict) -> str:
     ):
         if key in tcfg:
             parts.append(f"--{key.replace('_', '-')} {tcfg[key]}")
+    if tcfg.get("octaves"):
+        parts.append(f"--octaves {tcfg['octaves']}")
+    if tcfg.get("chord_order", "bass") != "bass":
+        parts.append(f"--chord-order {tcfg['chord_order']}")
     if "dropout" in tcfg.get("overrides", {}):
         parts.append(f"--dropout {tcfg['overrides']['dropout']}")
     rate = tcfg.get("infill_rate", 0.0)  # checkpoints from before infilling had none
@@ -340,6 +381,14 @@ def render_card(config: dict) -> str:
     arch = config["arch"]
     tr = config.get("training", {})
     tcfg = tr.get("config", {})
+    corpora = corpus_names(tr)
+    sources = [CORPUS_TEXT.get(name, f"the `{name}` folder of MIDI files") for name in corpora]
+    shares = [c.get("share") for c in tr.get("corpora", [])]
+    if len(sources) > 1 and all(shares):
+        sources = [
+            f"{text} ({share:.0%} of the windows)"
+            for text, share in zip(sources, shares, strict=True)
+        ]
     lines = [
         f"# musegen {arch} ({tcfg.get('preset', 'custom')})",
         "",
@@ -349,9 +398,7 @@ def render_card(config: dict) -> str:
         "",
         "## Data and licence",
         "",
-        "Trained on the training split of musegen's folk corpus (`musegen data folk`): the "
-        "essenFolksong, oneills1850, ryansMammoth and miscFolk ABC collections that ship with "
-        "the music21 package, converted with abc2midi, de-duplicated and split by tune. "
+        "Trained on the training split of " + "; and of ".join(sources) + ". "
         "**The music21 corpus is for non-commercial use; so is this model.**",
         "",
         "## Training",
@@ -363,6 +410,8 @@ def render_card(config: dict) -> str:
             if tcfg.get("max_shift")
             else "no transposition augmentation"
         )
+        if tcfg.get("octaves"):
+            shift += f" and +-{tcfg['octaves']} octaves"
         planned = tr.get("planned_steps")
         kept = []
         if planned and tr.get("steps") != planned:
@@ -390,8 +439,8 @@ def render_card(config: dict) -> str:
             "Reproduce (same data, budget, settings and seed):",
             "",
             "```",
-            "musegen data folk --out data/folk",
-            train_command(arch, tcfg),
+            *(f"musegen data {name} --out data/{name}" for name in built_from(corpora)),
+            train_command(arch, tcfg, data_args(tr)),
             "```",
             "",
         ]

@@ -14,7 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from musegen.errors import ConfigError, MidiError, MuseGenError
-from musegen.options import BRIDGE_BARS, INFILL_FORMS, MAX_GAP_BARS, SERVE_PORT, draw_seed
+from musegen.options import (
+    BRIDGE_BARS,
+    CHORD_ORDERS,
+    INFILL_FORMS,
+    MAX_GAP_BARS,
+    SERVE_PORT,
+    draw_seed,
+)
 
 USER_ERROR = 2
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -313,7 +320,16 @@ def cmd_data(args: argparse.Namespace) -> int:
     from musegen.data import build_folk_corpus, corpus_counts
     from musegen.tokens.tokenizer import Tokenizer
 
-    if args.corpus == "art":
+    if args.corpus == "bass":
+        from musegen.corpus.voices import build_bass_corpus
+
+        manifest = build_bass_corpus(args.source, args.out)
+        print(
+            f"{len(manifest['tunes'])} bass lines from {manifest['pieces_read']} pieces in "
+            f"{manifest['build_seconds']:.0f} s ({manifest['skipped']} without a single-line "
+            f"lowest part, {manifest['duplicates_removed']} duplicates) -> {args.out}"
+        )
+    elif args.corpus == "art":
         from musegen.corpus.art import build_art_corpus
 
         manifest = build_art_corpus(args.out, progress=not args.quiet)
@@ -393,14 +409,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _print_result(result: dict, indent: str = "") -> None:
     """Key-value lines; a dict value (figures per collection) as an indented block."""
+    width = max([22, *(len(k) + 2 for k in result)])
     for key, value in result.items():
         if isinstance(value, dict):
             print(f"{indent}{key}")
             _print_result(value, indent + "  ")
         elif isinstance(value, float):
-            print(f"{indent}{key:<22}{value:.4f}")
+            print(f"{indent}{key:<{width}}{value:.4f}")
         else:
-            print(f"{indent}{key:<22}{value}")
+            print(f"{indent}{key:<{width}}{value}")
 
 
 def _eval_benchmark(args: argparse.Namespace) -> int:
@@ -665,8 +682,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("data", cmd_data, "build a training corpus")
     p.add_argument(
         "corpus",
-        choices=["folk", "art"],
-        help="folk: the ABC folk collections; art: the composers' scores (never bach/)",
+        choices=["folk", "art", "bass"],
+        help="folk: the ABC folk collections; art: the composers' scores (never bach/); "
+        "bass: the single-line lowest part of each art piece (from --from)",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        default="data/art",
+        help="for bass: the art corpus to read (default data/art)",
     )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -674,7 +698,20 @@ def build_parser() -> argparse.ArgumentParser:
     d = _defaults(TrainConfig)
     p = add("train", cmd_train, "train a model on a corpus or a folder of MIDI files")
     p.add_argument("--arch", required=True, help="lstm | transformer | mamba")
-    p.add_argument("--data", required=True, help="corpus dir (musegen data) or MIDI folder")
+    p.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="corpus dirs (musegen data) or MIDI folders; several train on their mix",
+    )
+    p.add_argument(
+        "--mix",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="W",
+        help="share of training windows per --data dir, e.g. --mix 1 1 (default: by tokens)",
+    )
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--preset", default=d["preset"], help="model size preset")
     p.add_argument("--tokens", type=int, default=d["tokens"], help="training budget in tokens")
@@ -692,6 +729,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=d["patience"], help="early stop, in evals")
     p.add_argument("--max-shift", type=int, default=d["max_shift"], help="transposition range")
     p.add_argument(
+        "--octaves",
+        type=int,
+        default=d["octaves"],
+        help="register augmentation: also move windows up to this many octaves each way",
+    )
+    p.add_argument(
         "--infill-rate",
         type=float,
         default=d["infill_rate"],
@@ -702,6 +745,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=d["infill_form"],
         choices=INFILL_FORMS,
         help="how infilling examples are arranged (psm: prefix, suffix, gap; spm: suffix first)",
+    )
+    p.add_argument(
+        "--chord-order",
+        default=d["chord_order"],
+        choices=CHORD_ORDERS,
+        help="notes that start together, in the tokens: lowest first (bass) or highest (top)",
     )
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")

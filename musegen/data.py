@@ -7,9 +7,9 @@ melody filed twice, possibly transposed or with a different ending) are grouped 
 land in the same split, so no melody is on two sides. The split is recorded in
 ``manifest.json``.
 
-`TokenDataset` tokenizes a split (or any folder of MIDI files) once, caches the ids as a
-packed array, and cuts training windows with transposition augmentation that keeps every
-pitch in range.
+`tokenize_split` tokenizes a split (or any folder of MIDI files) once and caches the ids as a
+packed array; `training_windows` cuts training windows from one corpus or a weighted mix of
+several, with transposition augmentation that keeps every pitch in range.
 """
 
 from __future__ import annotations
@@ -296,6 +296,16 @@ def split_files(data_dir: str | Path, split: str) -> list[Path]:
     return [p for p in files if split_of(key(p)) == split]
 
 
+def corpus_name(data_dir: str | Path) -> str:
+    """A corpus's name from its manifest ("folk", "art"), else the folder's name."""
+    manifest = Path(data_dir) / MANIFEST
+    if manifest.is_file():
+        name = json.loads(manifest.read_text()).get("name")
+        if isinstance(name, str) and name:
+            return name
+    return Path(data_dir).resolve().name
+
+
 def is_corpus(data_dir: str | Path) -> bool:
     """Whether ``data_dir`` is a corpus built by `musegen data` (it has a split manifest)."""
     return (Path(data_dir) / MANIFEST).is_file()
@@ -380,21 +390,34 @@ def tokenize_split(
 
 
 class Transposer:
-    """Shift PITCH tokens by a random number of semitones, keeping every pitch in range."""
+    """Shift PITCH tokens by a random interval, keeping every pitch in range.
 
-    def __init__(self, pitch_id_lo: int, pitch_id_hi: int, max_shift: int = 6):
+    The interval is up to ``max_shift`` semitones each way (another key) plus up to
+    ``octaves`` octaves each way (another register: a melody an octave or two down is a bass
+    line), drawn uniformly among the intervals that keep the window's pitches in range.
+    """
+
+    def __init__(self, pitch_id_lo: int, pitch_id_hi: int, max_shift: int = 6, octaves: int = 0):
         self.lo = pitch_id_lo  # id of the lowest PITCH token
         self.hi = pitch_id_hi  # id of the highest PITCH token
         self.max_shift = max_shift
+        self.octaves = octaves
+        semitones = np.arange(-max_shift, max_shift + 1)
+        registers = 12 * np.arange(-octaves, octaves + 1)
+        self._shifts = (registers[:, None] + semitones[None, :]).ravel()  # every (octave, key)
 
     def __call__(self, window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         is_pitch = (window >= self.lo) & (window <= self.hi)
-        if self.max_shift == 0 or not is_pitch.any():
+        if (self.max_shift == 0 and self.octaves == 0) or not is_pitch.any():
             return window
         pitches = window[is_pitch]
-        down = max(-self.max_shift, self.lo - int(pitches.min()))
-        up = min(self.max_shift, self.hi - int(pitches.max()))
-        shift = int(rng.integers(down, up + 1))
+        down = self.lo - int(pitches.min())
+        up = self.hi - int(pitches.max())
+        if self.octaves == 0:  # (one draw from a range: the stream of runs before octaves)
+            shift = int(rng.integers(max(-self.max_shift, down), min(self.max_shift, up) + 1))
+        else:
+            fits = self._shifts[(self._shifts >= down) & (self._shifts <= up)]
+            shift = int(fits[rng.integers(0, len(fits))])
         out = window.copy()
         out[is_pitch] += shift
         return out
@@ -444,29 +467,43 @@ class InfillMix:
 
 
 def training_windows(
-    arrays: TokenArrays,
+    sources: TokenArrays | Sequence[TokenArrays],
     length: int,
     batch: int,
     rng: np.random.Generator,
     transposer: Transposer | None = None,
     infill: InfillMix | None = None,
+    weights: Sequence[float] | None = None,
 ) -> Iterator[np.ndarray]:
     """Endless batches (batch, length + 1) of windows cut from the packed stream.
 
     A window starts at a random token of the stream and may cross from one tune into the
     next (packing, as every tune is framed by BOS ... EOS). With ``infill``, each window is an
     infilling example instead with probability ``infill.rate``. Deterministic given ``rng``.
+
+    ``sources``: one tokenized split, or several (a corpus mix): each window then comes from
+    one of them, drawn with probability ``weights`` (default: in proportion to their tokens,
+    as if they were one stream).
     """
-    stream = arrays.ids
-    if len(stream) < length + 1:
-        raise DataError(f"the data has {len(stream)} tokens; need at least {length + 1}")
-    high = len(stream) - length - 1
+    sources = [sources] if isinstance(sources, TokenArrays) else list(sources)
+    for arrays in sources:
+        if len(arrays.ids) < length + 1:
+            raise DataError(f"the data has {len(arrays.ids)} tokens; need at least {length + 1}")
+    share = mix_shares(sources, weights)
+    ends = np.array([len(a.ids) - length for a in sources], dtype=np.int64)  # starts < ends
     while True:
-        starts = rng.integers(0, high + 1, size=batch)
-        rows = [np.asarray(stream[s : s + length + 1], dtype=np.int64) for s in starts]
+        if len(sources) == 1:
+            which = np.zeros(batch, dtype=np.int64)
+        else:
+            which = rng.choice(len(sources), size=batch, p=share)
+        starts = rng.integers(0, ends[which])
+        rows = [
+            np.asarray(sources[k].ids[s : s + length + 1], dtype=np.int64)
+            for k, s in zip(which, starts, strict=True)
+        ]
         if infill is not None and infill.rate > 0:
             for i in np.flatnonzero(rng.random(batch) < infill.rate):
-                example = infill.window(arrays, length, rng)
+                example = infill.window(sources[which[i]], length, rng)
                 if example is not None:
                     rows[i] = example
         if transposer is not None:
@@ -474,10 +511,41 @@ def training_windows(
         yield np.stack(rows)
 
 
+def mix_shares(sources: Sequence[TokenArrays], weights: Sequence[float] | None) -> np.ndarray:
+    """The probability that a training window comes from each source (they sum to 1)."""
+    if weights is None:
+        sizes = np.array([len(a.ids) for a in sources], dtype=np.float64)
+        return sizes / sizes.sum()
+    w = np.asarray(weights, dtype=np.float64)
+    if len(w) != len(sources) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise DataError(
+            f"--mix needs one non-negative weight per --data folder ({len(sources)}), not all "
+            f"zero (got {list(weights)})"
+        )
+    return w / w.sum()
+
+
+def join_arrays(parts: Sequence[TokenArrays], names: Sequence[str]) -> TokenArrays:
+    """Several tokenized splits as one (the validation split of a corpus mix); each file name
+    is prefixed with the name of the data it came from."""
+    if len(parts) == 1:
+        return parts[0]
+    lengths = np.concatenate([np.diff(a.offsets) for a in parts])
+    return TokenArrays(
+        np.concatenate([np.asarray(a.ids) for a in parts]),
+        np.concatenate([[0], np.cumsum(lengths)]),
+        np.concatenate([a.notes for a in parts]),
+        [f"{name}/{f}" for a, name in zip(parts, names, strict=True) for f in a.files],
+    )
+
+
 def corpus_counts(data_dir: str | Path, tokenizer) -> dict:
     """Tunes, notes and tokens per split (for the README and `musegen data folk`)."""
     out = {}
     for split in SPLITS:
+        if not split_files(data_dir, split):  # (a small corpus may have an empty split)
+            out[split] = {"tunes": 0, "notes": 0, "tokens": 0}
+            continue
         arrays = tokenize_split(data_dir, split, tokenizer, progress=False)
         out[split] = {
             "tunes": len(arrays),

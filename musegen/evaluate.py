@@ -192,6 +192,23 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.minimum(a, b).sum())
 
 
+def texture(notes: Sequence, bars: int) -> dict:
+    """How a stretch of music is laid out: notes per bar, voices per onset (notes sounding
+    together at each onset), and its register (median pitch, and the 10th and 90th
+    percentiles: the bass and the top of a chordal part, both hands of a piano part)."""
+    pitches = np.array([n.pitch for n in notes], dtype=np.float64)
+    if not len(pitches):
+        return {"notes_per_bar": 0.0, "voices_per_onset": 0.0, "median": None}
+    low, median, high = np.percentile(pitches, [10, 50, 90])
+    return {
+        "notes_per_bar": len(notes) / max(bars, 1),
+        "voices_per_onset": len(notes) / len({n.start for n in notes}),
+        "low": float(low),
+        "median": float(median),
+        "high": float(high),
+    }
+
+
 def music_statistics(
     generator, arrays, *, tunes: int = 50, primer_bars: int = 4, bars: int = 4, seed: int = 0
 ) -> dict:
@@ -202,7 +219,10 @@ def music_statistics(
     (a `musegen.MuseGen`) continues the first ``primer_bars`` bars by ``bars`` bars; the real
     next ``bars`` bars are the reference. Reported: pitch-class histogram overlap and melodic
     interval histogram overlap (generated vs real, pooled over tunes, 1 = identical), the
-    in-key rate of both (notes in the primer's detected key), and notes per bar of both.
+    in-key rate of both (notes in the primer's detected key), and the texture of the primer,
+    the continuation and the real bars (`texture`, averaged over tunes): notes per bar, voices
+    per onset, and how far the register moved from the primer's (semitones between medians,
+    and between the 10th and the 90th percentiles).
     """
     from musegen.generate.theory import detect_key
     from musegen.midi import Score, midi_bytes
@@ -210,6 +230,7 @@ def music_statistics(
     tok = generator.tokenizer
     gen_pc, real_pc, gen_iv, real_iv = [], [], [], []
     gen_in_key = real_in_key = gen_notes = real_notes = used = 0
+    layout: dict[str, list[dict]] = {"primer": [], "generated": [], "real": []}
     usable = []  # (tune index, score, primer notes, real continuation notes)
     for i in range(len(arrays)):
         score = tok.decode_score(np.asarray(arrays.tune(i)).tolist())
@@ -242,12 +263,33 @@ def music_statistics(
         gen_notes += len(made)
         real_notes += len(real)
         used += 1
+        layout["primer"].append(texture(primer, primer_bars))
+        layout["generated"].append(texture(made, bars))
+        layout["real"].append(texture(real, bars))
     return {
         "tunes": used,
         "pitch_class_overlap": _overlap(_histogram(gen_pc, 12), _histogram(real_pc, 12)),
         "interval_overlap": _overlap(_histogram(gen_iv, 49, 24), _histogram(real_iv, 49, 24)),
         "in_key_generated": gen_in_key / max(gen_notes, 1),
         "in_key_real": real_in_key / max(real_notes, 1),
-        "notes_per_bar_generated": gen_notes / max(used * bars, 1),
-        "notes_per_bar_real": real_notes / max(used * bars, 1),
+        **_layout_summary(layout),  # notes per bar, voices per onset, register moves
     }
+
+
+def _layout_summary(layout: dict[str, list[dict]]) -> dict:
+    """Mean texture of primer, continuation and real bars; mean register moves from the primer."""
+    out = {}
+    for side, items in layout.items():
+        out[f"notes_per_bar_{side}"] = float(np.mean([t["notes_per_bar"] for t in items] or [0.0]))
+        out[f"voices_per_onset_{side}"] = float(
+            np.mean([t["voices_per_onset"] for t in items] or [0.0])
+        )
+    for side in ("generated", "real"):
+        for where in ("low", "median", "high"):
+            moves = [
+                abs(t[where] - p[where])
+                for t, p in zip(layout[side], layout["primer"], strict=True)
+                if t["median"] is not None
+            ]
+            out[f"register_move_{where}_{side}"] = float(np.mean(moves)) if moves else None
+    return out

@@ -28,7 +28,15 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from musegen import checkpoint as ckpt
-from musegen.data import InfillMix, Transposer, tokenize_split, training_windows
+from musegen.data import (
+    InfillMix,
+    Transposer,
+    corpus_name,
+    join_arrays,
+    mix_shares,
+    tokenize_split,
+    training_windows,
+)
 from musegen.errors import ConfigError, MuseGenError
 from musegen.evaluate import evaluate_model
 from musegen.models import build, count_parameters, grow_vocab
@@ -192,21 +200,35 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                 f"--init {cfg.init} is a {init_config['arch']} model; use --arch "
                 f"{init_config['arch']}"
             )
+        if tokenizer.chord_order != cfg.chord_order:
+            raise ConfigError(
+                f"--init {cfg.init} orders chord tones from the {tokenizer.chord_order}; use "
+                f"--chord-order {tokenizer.chord_order}"
+            )
         if cfg.infill_rate > 0 and not tokenizer.infill:  # learn infilling: two new tokens
             grown = {k: v for k, v in tokenizer.to_dict().items() if k != "vocab_size"}
             tokenizer = Tokenizer.from_dict({**grown, "infill": True})
             model = grow_vocab(model, cfg.arch, tokenizer.vocab_size)
         model.train()
     else:
-        tokenizer = Tokenizer(infill=cfg.infill_rate > 0)
+        tokenizer = Tokenizer(infill=cfg.infill_rate > 0, chord_order=cfg.chord_order)
         model = build(cfg.arch, tokenizer.vocab_size, cfg.preset, **cfg.overrides)
     model.to(device)
     params = count_parameters(model)
     if rank == 0:
         check_writable(out, need_bytes=params * 4 * 4 + 50 * 2**20)
 
-    train_arrays = tokenize_split(cfg.data, "train", tokenizer, progress=progress and rank == 0)
-    val_arrays = tokenize_split(cfg.data, "validation", tokenizer, progress=False)
+    show = progress and rank == 0
+    train_sets = [tokenize_split(d, "train", tokenizer, progress=show) for d in cfg.data]
+    names = [corpus_name(d) for d in cfg.data]
+    val_arrays = join_arrays(
+        [tokenize_split(d, "validation", tokenizer, progress=False) for d in cfg.data], names
+    )
+    shares = mix_shares(train_sets, cfg.mix)
+    corpora = [
+        {"name": n, "dir": d, "train_tokens": len(a.ids), "share": round(float(w), 4)}
+        for n, d, a, w in zip(names, cfg.data, train_sets, shares, strict=True)
+    ]
 
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -247,9 +269,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
             )
 
     lo, hi = int(tokenizer.pitch_ids[0]), int(tokenizer.pitch_ids[-1])
-    transposer = Transposer(lo, hi, cfg.max_shift) if cfg.max_shift else None
+    augment = cfg.max_shift or cfg.octaves
+    transposer = Transposer(lo, hi, cfg.max_shift, cfg.octaves) if augment else None
     mix = InfillMix(tokenizer, cfg.infill_rate, cfg.infill_form) if cfg.infill_rate else None
-    windows = training_windows(train_arrays, cfg.seq_len, cfg.batch_size, rng, transposer, mix)
+    windows = training_windows(
+        train_sets, cfg.seq_len, cfg.batch_size, rng, transposer, mix, weights=cfg.mix
+    )
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
@@ -300,7 +325,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                     model,
                     cfg.arch,
                     tokenizer,
-                    training=_training_record(cfg, state, params, device),
+                    training=_training_record(cfg, state, params, device, corpora),
                     metrics={"validation": metrics},
                 )
             else:
@@ -356,9 +381,12 @@ def score_kept(out: Path, val_arrays, device: torch.device) -> float:
     return metrics["bits_per_note"]
 
 
-def _training_record(cfg: TrainConfig, state: dict, params: int, device) -> dict:
+def _training_record(
+    cfg: TrainConfig, state: dict, params: int, device, corpora: list[dict]
+) -> dict:
     return {
         "config": {k.name: getattr(cfg, k.name) for k in fields(cfg)},
+        "corpora": corpora,  # name, dir, train tokens and window share of each --data
         "steps": state["step"],
         "planned_steps": cfg.steps,
         "tokens_seen": state["step"] * cfg.batch_size * cfg.seq_len,

@@ -23,7 +23,7 @@ def random_melody(rng: np.random.Generator, bars: int = 8, metre: tuple[int, int
     return Score(24, notes, time_signatures=[(0, *metre)], tempos=[(0, 100.0)])
 
 
-def make_corpus(root: Path, tunes: int = 48, seed: int = 0) -> Path:
+def make_corpus(root: Path, tunes: int = 48, seed: int = 0, name: str = "test") -> Path:
     """A corpus folder like `musegen data folk` writes: midi/<split>/*.mid + manifest.json."""
     rng = np.random.default_rng(seed)
     records = []
@@ -35,5 +35,5 @@ def make_corpus(root: Path, tunes: int = 48, seed: int = 0) -> Path:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         write_midi(score, root / rel)
         records.append({"file": rel, "split": split, "notes": len(score.notes)})
-    (root / "manifest.json").write_text(json.dumps({"name": "test", "tunes": records}))
+    (root / "manifest.json").write_text(json.dumps({"name": name, "tunes": records}))
     return root

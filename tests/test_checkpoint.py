@@ -196,3 +196,25 @@ def test_a_missing_shipped_checkpoint_says_how_to_fix_it(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "SHIPPED_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="MUSEGEN_CHECKPOINTS"):
         checkpoint.resolve("lstm")
+
+
+def test_the_card_names_every_corpus_and_how_to_build_it():
+    training = {
+        "config": {"preset": "small", "tokens": 100, "max_shift": 6, "octaves": 2, "mix": [2, 1]},
+        "corpora": [
+            {"name": "folk", "dir": "/x/folk", "share": 0.6667},
+            {"name": "bass", "dir": "/x/bass", "share": 0.3333},
+        ],
+        "steps": 1,
+    }
+    card = ckpt.render_card({"arch": "lstm", "parameters": 10, "training": training})
+    assert "folk corpus (`musegen data folk`)" in card and "(67% of the windows)" in card
+    assert "bass-line corpus (`musegen data bass`)" in card and "(33% of the windows)" in card
+    build = [line for line in card.splitlines() if line.startswith("musegen data")]
+    assert build == [  # the bass lines are read from the art corpus: it is built first
+        "musegen data art --out data/art",
+        "musegen data folk --out data/folk",
+        "musegen data bass --out data/bass",
+    ]
+    assert "--data data/folk data/bass --out runs/lstm --mix 2 1 " in card
+    assert "--octaves 2" in card and "+-6 semitones and +-2 octaves" in card

@@ -17,7 +17,7 @@ import torch
 from corpus_helpers import make_corpus
 
 from musegen import checkpoint as ckpt
-from musegen.data import Transposer, spread, tokenize_split, training_windows
+from musegen.data import Transposer, join_arrays, spread, tokenize_split, training_windows
 from musegen.errors import MuseGenError
 from musegen.evaluate import evaluate_model, music_statistics
 from musegen.tokens.tokenizer import Tokenizer
@@ -296,6 +296,24 @@ def test_music_statistics_compare_continuations_with_the_real_bars(corpus, tmp_p
     for s in stats:
         for key in ("pitch_class_overlap", "interval_overlap", "in_key_generated", "in_key_real"):
             assert 0.0 <= s[key] <= 1.0
+        assert s["voices_per_onset_primer"] == a["voices_per_onset_primer"] >= 1.0
+        assert s["voices_per_onset_generated"] >= 1.0
+        for where in ("low", "median", "high"):
+            assert s[f"register_move_{where}_real"] == a[f"register_move_{where}_real"] >= 0.0
+            assert s[f"register_move_{where}_generated"] >= 0.0
+
+
+def test_texture_counts_voices_bars_and_register():
+    from musegen.evaluate import texture
+    from musegen.midi import Note
+
+    # two bars: a C major triad under a melody note, then three single notes
+    notes = [Note(0, p, 24) for p in (48, 52, 55, 72)] + [Note(t, 74, 12) for t in (24, 36, 48)]
+    t = texture(notes, bars=2)
+    assert t["notes_per_bar"] == 3.5
+    assert t["voices_per_onset"] == 7 / 4
+    assert t["median"] == 72 and t["low"] == pytest.approx(48 + 0.6 * 4) and t["high"] == 74
+    assert texture([], bars=4) == {"notes_per_bar": 0.0, "voices_per_onset": 0.0, "median": None}
 
 
 def test_sliding_window_eval_scores_every_token(corpus):
@@ -342,11 +360,72 @@ def test_transposition_keeps_pitches_in_range():
     assert seen == {-1, 0, 1, 2}  # room for one step down and two up
 
 
+def test_octave_augmentation_moves_register_and_keeps_pitches_in_range():
+    tok = Tokenizer()
+    lo, hi = int(tok.pitch_ids[0]), int(tok.pitch_ids[-1])
+    rng = np.random.default_rng(0)
+    melody = np.array([tok.bos_id, lo + 40, lo + 60, tok.bar_id, lo + 76])  # E2 .. E5
+    seen = set()
+    for _ in range(400):
+        out = Transposer(lo, hi, max_shift=2, octaves=2)(melody, rng)
+        assert (out[[1, 2, 4]] >= lo).all() and (out[[1, 2, 4]] <= hi).all()
+        assert np.array_equal(out[[0, 3]], melody[[0, 3]])
+        assert len(set((out - melody)[[1, 2, 4]].tolist())) == 1  # one interval for all
+        seen.add(int(out[1] - melody[1]))
+    # every octave (up to 2) plus every key (up to 2 semitones) that fits: E0 is the floor
+    # (down 40 at most), G9 the ceiling (up 51)
+    assert seen == {o + k for o in (-24, -12, 0, 12, 24) for k in (-2, -1, 0, 1, 2)}
+    near_floor = np.array([tok.bos_id, lo + 5, lo + 30])
+    moves = {int(Transposer(lo, hi, 0, 2)(near_floor, rng)[1] - near_floor[1]) for _ in range(99)}
+    assert moves == {0, 12, 24}  # no octave down would fit
+
+
 def test_windows_are_deterministic(corpus):
     arrays = tokenize_split(corpus, "train", Tokenizer(), progress=False)
     a = next(training_windows(arrays, 32, 4, np.random.default_rng(7)))
     b = next(training_windows(arrays, 32, 4, np.random.default_rng(7)))
     assert a.shape == (4, 33) and np.array_equal(a, b)
+
+
+def test_a_mix_draws_windows_from_each_corpus_by_weight(corpus, tmp_path):
+    other = make_corpus(tmp_path / "other", seed=3, name="other")
+    tok = Tokenizer()
+    parts = [tokenize_split(d, "train", tok, progress=False) for d in (corpus, other)]
+    first = {bytes(parts[0].ids[i : i + 33].tobytes()) for i in range(len(parts[0].ids) - 32)}
+
+    def share_from_first(weights) -> float:
+        batches = training_windows(parts, 32, 50, np.random.default_rng(0), weights=weights)
+        rows = np.concatenate([next(batches) for _ in range(8)])  # 400 windows
+        return np.mean([row.astype(np.int16).tobytes() in first for row in rows])
+
+    assert share_from_first([1, 0]) == 1.0
+    assert share_from_first([0, 1]) == 0.0
+    assert 0.65 < share_from_first([3, 1]) < 0.85
+    with pytest.raises(MuseGenError, match="--mix needs one non-negative weight"):
+        next(training_windows(parts, 8, 4, np.random.default_rng(0), weights=[1]))
+    joined = join_arrays(parts, ["test", "other"])
+    assert len(joined) == len(parts[0]) + len(parts[1])
+    assert np.array_equal(joined.tune(len(parts[0])), parts[1].tune(0))
+    assert joined.files[-1].startswith("other/")
+
+
+def test_training_on_two_corpora_records_both(corpus, tmp_path):
+    other = make_corpus(tmp_path / "other", seed=3, name="other")
+    out = tmp_path / "mixed"
+    cfg = TrainConfig(
+        "lstm", [str(corpus), str(other)], str(out), mix=[1, 1], chord_order="top", **TINY
+    )
+    train(cfg, progress=False)
+    model, tok, config = ckpt.load_checkpoint(out)
+    assert tok.chord_order == "top"
+    corpora = config["training"]["corpora"]
+    assert [c["name"] for c in corpora] == ["test", "other"]
+    assert [c["share"] for c in corpora] == [0.5, 0.5]
+    card = (out / "README.md").read_text()
+    assert f"--data {corpus} {other} " in card and "--mix 1 1 " in card  # plain folders
+    assert "--chord-order top" in card and "(50% of the windows)" in card
+    with pytest.raises(MuseGenError, match="one non-negative weight per --data"):
+        TrainConfig("lstm", [str(corpus)], str(out), mix=[1, 1])
 
 
 def test_unwritable_out_fails_before_training(corpus, tmp_path):
