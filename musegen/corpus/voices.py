@@ -24,7 +24,7 @@ from musegen.data import (
     split_counts,
 )
 from musegen.errors import DataError, MidiError
-from musegen.midi import Score, read_score, write_midi
+from musegen.midi import Note, Score, read_score, write_midi
 
 MAX_VOICES = 1.1  # notes per onset, on average, for a part to count as one line
 MIN_NOTES = 16
@@ -43,7 +43,7 @@ def lowest_line(score: Score) -> Score | None:
         return None
     return Score(
         score.ticks_per_quarter,
-        [n.__class__(n.start, n.pitch, n.duration, n.velocity, 0) for n in notes],
+        [Note(n.start, n.pitch, n.duration, n.velocity, 0) for n in notes],
         [score.tracks[track]],
         score.time_signatures,
         score.tempos,
