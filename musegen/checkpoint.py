@@ -426,6 +426,12 @@ def render_card(config: dict) -> str:
             else "- trained for continuation only: `infill` and `bridge` need a model trained "
             "with infilling"
         )
+        gpu_note = []
+        if not str(tr.get("device", "cpu")).startswith("cpu"):
+            gpu_note = [
+                "- the same command trains on a CPU too, in float32: the weights then differ "
+                "from these by rounding, not by recipe"
+            ]
         lines += [
             f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",
             *kept,
@@ -435,6 +441,7 @@ def render_card(config: dict) -> str:
             f"{shift}, seed {tcfg.get('seed')}",
             f"- trained on {tr.get('device')}, torch {tr.get('torch')}: "
             f"{tr.get('train_seconds', 0) / 60:.1f} min, {tr.get('tokens_per_s', 0):,} tokens/s",
+            *gpu_note,
             "",
             "Reproduce (same data, budget, settings and seed):",
             "",
@@ -445,28 +452,61 @@ def render_card(config: dict) -> str:
             "",
         ]
     lines += ["## Results", ""]
-    metrics = config.get("metrics", {})
-    if metrics:
+    rows = metric_rows(config)
+    if rows:
         lines += [
-            "| split | tunes | notes | bits/note | pitch bits/note |",
+            "| data | tunes | notes | bits/note | pitch bits/note |",
             "|---|---|---|---|---|",
         ]
-        for split, m in metrics.items():
+        for label, m in rows:
             lines.append(
-                f"| {split} | {m.get('files')} | {m.get('notes')} | "
+                f"| {label} | {m.get('files')} | {m.get('notes')} | "
                 f"{m.get('bits_per_note', float('nan')):.3f} | "
                 f"{m.get('pitch_bits_per_note', float('nan')):.3f} |"
             )
+        measured = [label.split()[0] for label, _ in rows if label.endswith(" test")]
+        how = ", ".join(
+            f"`musegen eval --model checkpoints/{arch} --data data/{name} --record`"
+            for name in measured
+        )
         lines += [
             "",
             "Bits per note: -log2 p of every token of a tune, summed, divided by its notes. "
             "Pitch bits per note counts only the pitch tokens (comparable to IDyOM's 2.1-2.7 "
-            "on Essen folk songs). Measured with "
-            f"`musegen eval --model checkpoints/{arch} --data data/folk --split test --record`.",
+            "on Essen folk songs). The validation row is the run's own, over every corpus it "
+            "trained on" + (f"; each test row was measured with {how}." if how else "."),
         ]
     else:
         lines.append("Not evaluated yet.")
     return "\n".join(lines) + "\n"
+
+
+def metrics_key(corpus: str, split: str) -> str:
+    """Where `musegen eval --record` stores a corpus split's figures: "folk test"."""
+    return f"{corpus} {split}"
+
+
+def metric_rows(config: dict) -> list[tuple[str, dict]]:
+    """A checkpoint's recorded figures as (label, metrics), validation first. Records from
+    before per-corpus keys ("test") were measured on the folk corpus."""
+    corpora = corpus_names(config.get("training", {}))
+    rows = []
+    for key, m in config.get("metrics", {}).items():
+        if key in ("train", "validation", "test"):
+            label = f"{key} ({' + '.join(corpora)})" if key == "validation" else f"folk {key}"
+        else:
+            label = key
+        rows.append((label, m))
+    return sorted(rows, key=lambda row: not row[0].startswith("validation"))
+
+
+def corpus_metrics(config: dict, corpus: str, split: str = "test") -> dict:
+    """The figures recorded for one corpus split (``{}`` when there are none)."""
+    metrics = config.get("metrics", {})
+    found = metrics.get(metrics_key(corpus, split))
+    if found is None and corpus == "folk":
+        found = metrics.get(split)  # recorded before per-corpus keys
+    return found or {}
 
 
 def record_metrics(directory: str | Path, split: str, metrics: dict) -> None:

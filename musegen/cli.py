@@ -397,9 +397,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         stats = music_statistics(generator, arrays, tunes=args.music)
         result.update({f"music_{k}": v for k, v in stats.items()})
     if args.record and args.model != "ngram":
-        from musegen.checkpoint import record_metrics, resolve
+        from musegen.checkpoint import metrics_key, record_metrics, resolve
+        from musegen.data import corpus_name
 
-        record_metrics(resolve(args.model), split, result)
+        record_metrics(resolve(args.model), metrics_key(corpus_name(args.data), split), result)
     if args.json:
         print(json.dumps(result))
     else:
@@ -516,20 +517,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from musegen.checkpoint import SHIPPED_DIR, read_config
+    from musegen.checkpoint import SHIPPED_DIR, corpus_metrics, read_config
     from musegen.options import ARCHITECTURES
 
-    print(f"{'name':<13}{'parameters':>11}  {'test bits/note':>14}  {'pitch bits/note':>15}")
+    styles = ("folk", "art", "bass")
+    print("test bits per note (pitch bits per note) of each shipped model, per corpus")
+    print(f"{'name':<13}{'parameters':>11}" + "".join(f"{s:>16}" for s in styles))
     for name in ARCHITECTURES:
         try:
             cfg = read_config(SHIPPED_DIR / name)
         except MuseGenError:
             print(f"{name:<13}{'(missing)':>11}")
             continue
-        test = cfg.get("metrics", {}).get("test", {})
-        bpn = f"{test['bits_per_note']:.3f}" if "bits_per_note" in test else "-"
-        pbpn = f"{test['pitch_bits_per_note']:.3f}" if "pitch_bits_per_note" in test else "-"
-        print(f"{name:<13}{cfg['parameters']:>11,}  {bpn:>14}  {pbpn:>15}")
+        cells = []
+        for style in styles:
+            m = corpus_metrics(cfg, style)
+            cells.append(
+                f"{m['bits_per_note']:.3f} ({m['pitch_bits_per_note']:.3f})"
+                if "bits_per_note" in m and "pitch_bits_per_note" in m
+                else "-"
+            )
+        print(f"{name:<13}{cfg['parameters']:>11,}" + "".join(f"{c:>16}" for c in cells))
     return 0
 
 
@@ -756,6 +764,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
     p.add_argument("--init", default=None, help="fine-tune from a checkpoint name or dir")
     p.add_argument("--device", default=d["device"], help="auto | cpu | cuda")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=d["workers"],
+        help="processes that make training batches ahead; the batches are the same with any "
+        "number (default: 0 on a CPU, up to 4 beside a GPU)",
+    )
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -8,20 +8,24 @@ land in the same split, so no melody is on two sides. The split is recorded in
 ``manifest.json``.
 
 `tokenize_split` tokenizes a split (or any folder of MIDI files) once and caches the ids as a
-packed array; `training_windows` cuts training windows from one corpus or a weighted mix of
-several, with transposition augmentation that keeps every pitch in range.
+packed array; `WindowMaker` cuts training windows from one corpus or a weighted mix of
+several, with transposition augmentation that keeps every pitch in range, and `batch_stream`
+makes them ahead in worker processes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import tempfile
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -475,7 +479,8 @@ def training_windows(
     infill: InfillMix | None = None,
     weights: Sequence[float] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Endless batches (batch, length + 1) of windows cut from the packed stream.
+    """Endless batches (batch, length + 1) of windows cut from the packed stream, all drawn
+    from one generator ``rng`` (training draws each batch from its own: `WindowMaker`).
 
     A window starts at a random token of the stream and may cross from one tune into the
     next (packing, as every tune is framed by BOS ... EOS). With ``infill``, each window is an
@@ -485,30 +490,95 @@ def training_windows(
     one of them, drawn with probability ``weights`` (default: in proportion to their tokens,
     as if they were one stream).
     """
-    sources = [sources] if isinstance(sources, TokenArrays) else list(sources)
-    for arrays in sources:
-        if len(arrays.ids) < length + 1:
-            raise DataError(f"the data has {len(arrays.ids)} tokens; need at least {length + 1}")
-    share = mix_shares(sources, weights)
-    ends = np.array([len(a.ids) - length for a in sources], dtype=np.int64)  # starts < ends
+    maker = WindowMaker(sources, length, batch, 0, transposer, infill, weights)
     while True:
+        yield maker.draw(rng)
+
+
+class WindowMaker:
+    """The training batches of a run: batch ``i`` is ``maker(i)``, a pure function of the
+    data, the settings, the seed and ``i`` (its own generator, seeded with (seed, i)). So a
+    run resumes at any step without a generator state, and worker processes can make
+    batches ahead in any order (`batch_stream`) with the same result as one process."""
+
+    def __init__(
+        self,
+        sources: TokenArrays | Sequence[TokenArrays],
+        length: int,
+        batch: int,
+        seed: int,
+        transposer: Transposer | None = None,
+        infill: InfillMix | None = None,
+        weights: Sequence[float] | None = None,
+    ):
+        self.sources = [sources] if isinstance(sources, TokenArrays) else list(sources)
+        for arrays in self.sources:
+            if len(arrays.ids) < length + 1:
+                raise DataError(
+                    f"the data has {len(arrays.ids)} tokens; need at least {length + 1}"
+                )
+        self.share = mix_shares(self.sources, weights)
+        self.ends = np.array([len(a.ids) - length for a in self.sources], dtype=np.int64)
+        self.length, self.batch, self.seed = length, batch, seed
+        self.transposer, self.infill = transposer, infill
+
+    def __call__(self, index: int) -> np.ndarray:
+        return self.draw(np.random.default_rng((self.seed, index)))
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """One batch (batch, length + 1) int64 drawn with ``rng``."""
+        sources, length, batch = self.sources, self.length, self.batch
         if len(sources) == 1:
             which = np.zeros(batch, dtype=np.int64)
         else:
-            which = rng.choice(len(sources), size=batch, p=share)
-        starts = rng.integers(0, ends[which])
+            which = rng.choice(len(sources), size=batch, p=self.share)
+        starts = rng.integers(0, self.ends[which])  # starts < ends: a whole window fits
         rows = [
             np.asarray(sources[k].ids[s : s + length + 1], dtype=np.int64)
             for k, s in zip(which, starts, strict=True)
         ]
-        if infill is not None and infill.rate > 0:
-            for i in np.flatnonzero(rng.random(batch) < infill.rate):
-                example = infill.window(sources[which[i]], length, rng)
+        if self.infill is not None and self.infill.rate > 0:
+            for i in np.flatnonzero(rng.random(batch) < self.infill.rate):
+                example = self.infill.window(sources[which[i]], length, rng)
                 if example is not None:
                     rows[i] = example
-        if transposer is not None:
-            rows = [transposer(r, rng) for r in rows]
-        yield np.stack(rows)
+        if self.transposer is not None:
+            rows = [self.transposer(r, rng) for r in rows]
+        return np.stack(rows)
+
+
+_worker_maker: WindowMaker | None = None  # the maker of a `batch_stream` worker process
+
+
+def _set_worker_maker(maker: WindowMaker) -> None:
+    global _worker_maker
+    _worker_maker = maker
+
+
+def _worker_batch(index: int) -> np.ndarray:
+    assert _worker_maker is not None
+    return _worker_maker(index)
+
+
+def batch_stream(maker: WindowMaker, start: int = 0, workers: int = 0) -> Iterator[np.ndarray]:
+    """Batches ``maker(start)``, ``maker(start + 1)``, ... in order. With ``workers`` > 0,
+    that many processes make them ahead (a GPU outruns one core's windows): the batches are
+    the same as with none."""
+    if workers <= 0:
+        for index in itertools.count(start):
+            yield maker(index)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process running threads
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_set_worker_maker, initargs=(maker,)
+    )
+    try:
+        ahead = deque(pool.submit(_worker_batch, i) for i in range(start, start + 2 * workers))
+        for index in itertools.count(start + 2 * workers):
+            yield ahead.popleft().result()
+            ahead.append(pool.submit(_worker_batch, index))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def mix_shares(sources: Sequence[TokenArrays], weights: Sequence[float] | None) -> np.ndarray:

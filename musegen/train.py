@@ -2,12 +2,13 @@
 
 Deterministic on CPU for a given seed. Every ``eval_every`` steps it measures validation bits
 per note, keeps the best weights as the checkpoint in ``out`` and writes a resume state
-(optimizer, schedule position, RNG states) to ``out/resume``, so a killed run continued with
-``resume=True`` ends with the same weights as one that was never interrupted.
+(optimizer, schedule position, torch's RNG state) to ``out/resume``, so a killed run continued
+with ``resume=True`` ends with the same weights as one that was never interrupted. Batch ``i``
+is a function of the seed and ``i`` alone (`musegen.data.WindowMaker`), made ahead by worker
+processes beside a GPU.
 
-With torchrun every rank draws the same global batch from the same generator and trains on
-its own rows; DDP averages the gradients, so N processes match one process on the same
-global batch.
+With torchrun every rank draws the same global batch and trains on its own rows; DDP averages
+the gradients, so N processes match one process on the same global batch.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -31,11 +31,12 @@ from musegen import checkpoint as ckpt
 from musegen.data import (
     InfillMix,
     Transposer,
+    WindowMaker,
+    batch_stream,
     corpus_name,
     join_arrays,
     mix_shares,
     tokenize_split,
-    training_windows,
 )
 from musegen.errors import ConfigError, MuseGenError
 from musegen.evaluate import evaluate_model
@@ -61,6 +62,14 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def data_workers(cfg: TrainConfig, device: torch.device) -> int:
+    """Processes that make training batches ahead: ``cfg.workers``, else none on a CPU (the
+    model needs its cores) and up to 4 beside a GPU (which outruns one core's windows)."""
+    if cfg.workers is not None:
+        return cfg.workers
+    return 0 if device.type == "cpu" else max(0, min(4, (os.cpu_count() or 1) - 2))
 
 
 def check_writable(out: Path, need_bytes: int) -> None:
@@ -248,11 +257,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                 file=sys.stderr,
             )
         resume = False
-    rng = np.random.default_rng(cfg.seed)
-    state = {"step": 0, "best": None, "stale": 0, "train_seconds": 0.0, "rng": None}
+    state = {"step": 0, "best": None, "stale": 0, "train_seconds": 0.0}
     if resume:
         state = load_resume(out, model, optimizer)
-        rng.bit_generator.state = state["rng"]
     elif rank == 0:
         with open(out / LOG, "w", newline="") as f:
             csv.writer(f).writerow(
@@ -272,9 +279,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     augment = cfg.max_shift or cfg.octaves
     transposer = Transposer(lo, hi, cfg.max_shift, cfg.octaves) if augment else None
     mix = InfillMix(tokenizer, cfg.infill_rate, cfg.infill_form) if cfg.infill_rate else None
-    windows = training_windows(
-        train_sets, cfg.seq_len, cfg.batch_size, rng, transposer, mix, weights=cfg.mix
+    maker = WindowMaker(
+        train_sets, cfg.seq_len, cfg.batch_size, cfg.seed, transposer, mix, weights=cfg.mix
     )
+    windows = batch_stream(maker, start=state["step"], workers=data_workers(cfg, device))
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
@@ -349,7 +357,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                 val_bpn=f"{metrics['bits_per_note']:.3f}",
                 tok_s=f"{tok_s:.0f}",
             )
-            state["rng"] = rng.bit_generator.state
             save_resume(out, model, optimizer, state)
             stop[0] = float(state["stale"] >= cfg.patience)
         if world > 1:
@@ -358,6 +365,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
         if stop.item():
             break
     bar.close()
+    windows.close()  # stops the worker processes
     result = {
         "steps": state["step"],
         "best_val_bits_per_note": state["best"],
@@ -395,8 +403,16 @@ def _training_record(
             state["step"] * cfg.batch_size * cfg.seq_len / max(state["train_seconds"], 1e-9)
         ),
         "parameters": params,
-        "device": str(device)
-        if device.type != "cpu"
-        else f"cpu ({torch.get_num_threads()} threads)",
+        "device": device_text(device),
         "torch": torch.__version__,
     }
+
+
+def device_text(device: torch.device) -> str:
+    """Where a run trained, for its model card: "cpu (2 threads)", "cuda (NVIDIA H200, bf16
+    autocast)"."""
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)}, bf16 autocast)"
+    return str(device)

@@ -37,6 +37,7 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # fine-tune from a checkpoint (shipped name or directory)
     device: str = "auto"
+    workers: int | None = None  # processes making batches ahead (None: 0 on CPU, up to 4 on GPU)
     overrides: dict = field(default_factory=dict)  # model config overrides
 
     def __post_init__(self) -> None:
@@ -55,6 +56,8 @@ class TrainConfig:
         for name in ("tokens", "batch_size", "seq_len", "eval_every", "eval_tunes", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError("--workers must be 0 or more")
         if self.max_shift < 0 or self.octaves < 0:
             raise ConfigError("--max-shift and --octaves must be 0 or more")
         if not 0.0 <= self.infill_rate <= 1.0:

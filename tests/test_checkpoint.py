@@ -162,8 +162,50 @@ def test_record_metrics_updates_config_and_card(tmp_path):
         "pitch_bits_per_note": 2.25,
     }
     card = (tmp_path / ckpt.CARD).read_text()
-    assert "| test | 3 | 30 | 5.500 | 2.250 |" in card and "non-commercial" in card
+    assert "| folk test | 3 | 30 | 5.500 | 2.250 |" in card and "non-commercial" in card
     ckpt.load_checkpoint(tmp_path)  # still loads: the weights are untouched
+
+
+def test_each_corpus_keeps_its_own_test_figures(tmp_path):
+    """A model trained on a corpus mix is measured on each corpus; no record overwrites
+    another, the card shows each with the command that measured it, validation first."""
+    save_tiny(tmp_path)
+    config = ckpt.read_config(tmp_path)
+    config["training"] = {"corpora": [{"name": "folk"}, {"name": "art"}], "steps": 1}
+    ckpt.write_json(tmp_path / ckpt.CONFIG, config)
+    for key, bits in (("folk test", 3.0), ("art test", 6.0), ("validation", 4.0)):
+        figures = {"files": 2, "notes": 20, "bits_per_note": bits, "pitch_bits_per_note": 1.0}
+        ckpt.record_metrics(tmp_path, key, figures)
+    config = ckpt.read_config(tmp_path)
+    assert ckpt.corpus_metrics(config, "folk")["bits_per_note"] == 3.0
+    assert ckpt.corpus_metrics(config, "art")["bits_per_note"] == 6.0
+    assert ckpt.corpus_metrics(config, "bass") == {}
+    card = (tmp_path / ckpt.CARD).read_text()
+    rows = [line for line in card.splitlines() if "| 2 | 20 |" in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| validation (folk + art)",
+        "| folk test",
+        "| art test",
+    ]
+    assert "--data data/folk --record" in card and "--data data/art --record" in card
+
+
+def test_figures_recorded_before_per_corpus_keys_read_as_folk():
+    config = {"metrics": {"test": {"bits_per_note": 2.5}}}
+    assert ckpt.corpus_metrics(config, "folk") == {"bits_per_note": 2.5}
+    assert ckpt.corpus_metrics(config, "art") == {}
+    assert ckpt.metric_rows(config) == [("folk test", {"bits_per_note": 2.5})]
+
+
+def test_a_card_says_where_a_gpu_run_trained_and_that_a_cpu_reproduces_it():
+    training = {"config": {"preset": "small"}, "steps": 1, "torch": "2.11.0+cu130"}
+    gpu = {**training, "device": "cuda (NVIDIA H200, bf16 autocast)"}
+    card = ckpt.render_card({"arch": "mamba", "parameters": 10, "training": gpu})
+    assert "trained on cuda (NVIDIA H200, bf16 autocast), torch 2.11.0+cu130" in card
+    assert "trains on a CPU too, in float32" in card
+    cpu = {**training, "device": "cpu (2 threads)"}
+    card = ckpt.render_card({"arch": "mamba", "parameters": 10, "training": cpu})
+    assert "trained on cpu (2 threads)" in card and "on a CPU too" not in card
 
 
 def test_a_user_install_finds_its_checkpoints_and_examples(tmp_path, monkeypatch):

@@ -145,6 +145,18 @@ def test_eval_json_ngram_and_model(corpus, capsys):
     assert model["notes"] == ngram["notes"] and model["arch"] == "lstm"
 
 
+def test_eval_record_stores_the_figures_under_the_corpus_name(corpus, tmp_path, capsys):
+    from musegen.checkpoint import copy_checkpoint, read_config, resolve
+
+    copy_checkpoint(resolve("lstm"), tmp_path / "mine")
+    args = ["eval", "--model", str(tmp_path / "mine"), "--data", str(corpus)]
+    assert main([*args, "--json", "--record"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    recorded = read_config(tmp_path / "mine")["metrics"]["test test"]  # corpus "test", split
+    assert recorded["bits_per_note"] == measured["bits_per_note"]
+    assert "| test test | 6 |" in (tmp_path / "mine" / "README.md").read_text()
+
+
 def test_eval_bad_data_dir_is_exit_2(tmp_path, capsys):
     assert main(["eval", "--model", "ngram", "--data", str(tmp_path / "none")]) == 2
     assert "not found" in capsys.readouterr().err

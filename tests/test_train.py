@@ -3,6 +3,7 @@ evaluation gives the hand-computed value."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -17,7 +18,16 @@ import torch
 from corpus_helpers import make_corpus
 
 from musegen import checkpoint as ckpt
-from musegen.data import Transposer, join_arrays, spread, tokenize_split, training_windows
+from musegen.data import (
+    InfillMix,
+    Transposer,
+    WindowMaker,
+    batch_stream,
+    join_arrays,
+    spread,
+    tokenize_split,
+    training_windows,
+)
 from musegen.errors import MuseGenError
 from musegen.evaluate import evaluate_model, music_statistics
 from musegen.tokens.tokenizer import Tokenizer
@@ -266,7 +276,7 @@ def test_best_checkpoint_is_chosen_among_like_figures(corpus, tmp_path, monkeypa
     assert config["metrics"]["validation"]["bits_per_note"] == pytest.approx(whole["bits_per_note"])
     assert result["best_val_bits_per_note"] == pytest.approx(whole["bits_per_note"])
     card = (out / "README.md").read_text()
-    assert "| validation | 6 |" in card and "planned for 20 steps" in card
+    assert "| validation (test) | 6 |" in card and "planned for 20 steps" in card
 
 
 def test_music_statistics_compare_continuations_with_the_real_bars(corpus, tmp_path):
@@ -407,6 +417,43 @@ def test_a_mix_draws_windows_from_each_corpus_by_weight(corpus, tmp_path):
     assert len(joined) == len(parts[0]) + len(parts[1])
     assert np.array_equal(joined.tune(len(parts[0])), parts[1].tune(0))
     assert joined.files[-1].startswith("other/")
+
+
+def test_batches_are_the_same_made_ahead_by_workers(corpus, tmp_path):
+    """Batch i depends on the seed and i alone: worker processes, a start in the middle (a
+    resumed run) and one process all give the same batches."""
+    other = make_corpus(tmp_path / "other", seed=3, name="other")
+    tok = Tokenizer(infill=True)
+    parts = [tokenize_split(d, "train", tok, progress=False) for d in (corpus, other)]
+    lo, hi = int(tok.pitch_ids[0]), int(tok.pitch_ids[-1])
+    maker = WindowMaker(parts, 64, 6, 11, Transposer(lo, hi, 6), InfillMix(tok, 0.5, "spm"))
+    alone = list(itertools.islice(batch_stream(maker), 7))
+    ahead = batch_stream(maker, workers=2)
+    made = list(itertools.islice(ahead, 7))
+    ahead.close()
+    later = list(itertools.islice(batch_stream(maker, start=4, workers=3), 3))
+    for a, b in zip(alone, made, strict=True):
+        assert np.array_equal(a, b)
+    for a, b in zip(alone[4:], later, strict=True):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(alone[0], alone[1])  # each batch draws its own windows
+    assert any((batch == tok.sep_id).any() for batch in alone)  # infilling examples too
+    reseeded = WindowMaker(parts, 64, 6, 12, Transposer(lo, hi, 6), InfillMix(tok, 0.5, "spm"))
+    assert not np.array_equal(reseeded(0), alone[0])
+
+
+def test_a_run_with_data_workers_trains_the_same_weights(corpus, tmp_path):
+    for workers in (0, 2):
+        cfg = TrainConfig(
+            "lstm", str(corpus), str(tmp_path / f"w{workers}"), workers=workers, **TINY
+        )
+        cfg.tokens = 4 * 64 * 6
+        train(cfg, progress=False)
+    a, b = weights(tmp_path / "w0"), weights(tmp_path / "w2")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    with pytest.raises(MuseGenError, match="--workers must be 0 or more"):
+        TrainConfig("lstm", str(corpus), str(tmp_path), workers=-1)
 
 
 def test_training_on_two_corpora_records_both(corpus, tmp_path):
