@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rows = []
     for name in args.models:
-        model = musegen.load(name, threads=0)
+        model = musegen.load(name, runtime="torch", threads=0)  # scores with the torch model
         arrays = tokenize_split(args.data, args.split, model.tokenizer, progress=False)
         gaps = draw_gaps(model.tokenizer, arrays, args.tunes, args.max_gap, args.seed)
         rows.append(measure(model, arrays, gaps, args.seed))

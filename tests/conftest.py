@@ -91,6 +91,25 @@ def infill_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
     return out
 
 
+@pytest.fixture(scope="session")
+def continuation_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LSTM checkpoint without the infilling tokens (a model trained for continuation
+    only, as musegen's models were before infilling): it continues, and says it cannot infill.
+    Its weights are untrained: the tests that use it check messages, not music."""
+    import torch
+
+    from musegen import checkpoint as ckpt
+    from musegen.models import build
+    from musegen.tokens.tokenizer import Tokenizer
+
+    folder = tmp_path_factory.mktemp("continuation-only")
+    torch.manual_seed(0)
+    tokenizer = Tokenizer()
+    model = build("lstm", tokenizer.vocab_size, "tiny")
+    ckpt.save_checkpoint(folder, model, "lstm", tokenizer, training={"steps": 0})
+    return folder
+
+
 # -- hand-made MIDI bytes ---------------------------------------------------------------------
 
 

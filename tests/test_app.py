@@ -41,9 +41,10 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory, infill_checkpoints) -> Studio:
+def studio(tmp_path_factory, infill_checkpoints, continuation_checkpoint) -> Studio:
     return Studio(
-        tmp_path_factory.mktemp("scratch"), checkpoints={"infiller": infill_checkpoints["lstm"]}
+        tmp_path_factory.mktemp("scratch"),
+        checkpoints={"infiller": infill_checkpoints["lstm"], "plain": continuation_checkpoint},
     )
 
 
@@ -87,7 +88,7 @@ def test_regenerate_bars_keeps_the_rest_and_marks_the_bars(studio):
         assert _rgb(PRIMER_COLOUR) in colours and _rgb(CONTINUATION_COLOUR) in colours
     assert Path(results[0].midi).name == "jig_in_d_bars3-4_infiller_1.mid"
     with pytest.raises(ConfigError, match="trained without infilling"):
-        studio.infill(str(JIG), 3, 4, model="mamba")
+        studio.infill(str(JIG), 3, 4, model="plain")
     with pytest.raises(ConfigError, match="upload a MIDI clip"):
         studio.infill(None, 3, 4, model="infiller")
     with pytest.raises(ConfigError, match="outside the clip"):
@@ -272,7 +273,7 @@ def test_infill_endpoint_through_gradio_client(server):
             handle_file(str(JIG)), model="infiller", first_bar=5, last_bar=2, api_name="/infill"
         )
     with pytest.raises(AppError, match="trained without infilling"):
-        client.predict(handle_file(str(JIG)), model="lstm", api_name="/infill")
+        client.predict(handle_file(str(JIG)), model="plain", api_name="/infill")
 
 
 def test_garbage_upload_gets_the_message_and_the_app_keeps_working(server, tmp_path):

@@ -42,9 +42,10 @@ def app_url_studio() -> Studio:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, infill_checkpoints):
+def app_url(tmp_path_factory, infill_checkpoints, continuation_checkpoint):
     studio = Studio(
-        tmp_path_factory.mktemp("harp"), checkpoints={"infiller": infill_checkpoints["lstm"]}
+        tmp_path_factory.mktemp("harp"),
+        checkpoints={"infiller": infill_checkpoints["lstm"], "plain": continuation_checkpoint},
     )
     port = _free_port()
     app = launch("127.0.0.1", port, block=False, studio=studio)
@@ -109,7 +110,8 @@ def test_controls_card_has_the_shape_harp_reads(app_url):
         if i["type"] == "slider":
             assert i["minimum"] <= i["value"] <= i["maximum"] and i["step"] > 0
     models = next(i for i in inputs if i["label"] == "Model")
-    assert [p[0] for p in models["choices"]] == ["lstm", "transformer", "mamba", "infiller"]
+    names = [p[0] for p in models["choices"]]
+    assert names == ["lstm", "transformer", "mamba", "infiller", "plain"]
     assert [o["type"] for o in controls["outputs"]] == ["midi_track", "json"]
 
 
@@ -158,7 +160,7 @@ def test_process_regenerates_bars_and_keeps_the_rest(app_url, tmp_path):
 
 def test_user_errors_reach_harp_as_messages(app_url):
     clip = upload(app_url, JIG)
-    kind, message = call(app_url, "process", [clip, "lstm", REGENERATE, 8, 3, 4, 1.0, 0])
+    kind, message = call(app_url, "process", [clip, "plain", REGENERATE, 8, 3, 4, 1.0, 0])
     assert kind == "error" and "trained without infilling" in json.dumps(message)
     kind, message = call(app_url, "process", [None, "lstm", CONTINUE, 8, 1, 4, 1.0, 0])
     assert kind == "error" and "no MIDI in the input track" in json.dumps(message)

@@ -354,8 +354,8 @@ def test_bridge_is_a_then_the_new_bars_then_b(model, folk_midis):
         model.bridge(a, b, bars=0)
 
 
-def test_models_without_infilling_say_so(clip):
-    plain = musegen.load("lstm")
+def test_models_without_infilling_say_so(clip, continuation_checkpoint):
+    plain = musegen.load(continuation_checkpoint)
     assert plain.infill_form is None
     with pytest.raises(ConfigError, match="trained without infilling"):
         plain.infill(clip, 1, 2)
@@ -363,18 +363,20 @@ def test_models_without_infilling_say_so(clip):
         plain.bridge(clip, clip, bars=2)
 
 
-def test_init_from_a_checkpoint_without_infill_tokens_grows_its_vocabulary(corpus, tmp_path):
+def test_init_from_a_checkpoint_without_infill_tokens_grows_its_vocabulary(
+    corpus, tmp_path, continuation_checkpoint
+):
     import torch
 
     from musegen import checkpoint as ckpt
 
-    before, _, _ = ckpt.load_checkpoint(ckpt.resolve("lstm"))
+    before, _, _ = ckpt.load_checkpoint(continuation_checkpoint)
     out = tmp_path / "o"
     cfg = TrainConfig(
         "lstm",
         str(corpus),
         str(out),
-        init="lstm",
+        init=str(continuation_checkpoint),
         infill_rate=0.5,
         tokens=4 * 128 * 2,
         batch_size=4,
@@ -401,7 +403,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_infill_and_bridge(model, clip, folk_midis, tmp_path):
+def test_cli_infill_and_bridge(model, clip, folk_midis, tmp_path, continuation_checkpoint):
     src = tmp_path / "clip.mid"
     src.write_bytes(clip)
     out = tmp_path / "out.mid"
@@ -429,7 +431,8 @@ def test_cli_infill_and_bridge(model, clip, folk_midis, tmp_path):
     assert r.returncode == 2 and "empty range" in r.stderr and len(r.stderr.splitlines()) == 1
     r = run_cli("infill", str(src), "--bars", "x", "-o", str(out), "--model", model_dir)
     assert r.returncode == 2 and "FIRST-LAST" in r.stderr
-    r = run_cli("infill", str(src), "--bars", "1-2", "-o", str(out), "--model", "lstm")
+    plain = str(continuation_checkpoint)
+    r = run_cli("infill", str(src), "--bars", "1-2", "-o", str(out), "--model", plain)
     assert r.returncode == 2 and "trained without infilling" in r.stderr
     other = tmp_path / "b.mid"
     other.write_bytes(folk_midis[1].read_bytes())
@@ -449,3 +452,20 @@ def test_cli_infill_and_bridge(model, clip, folk_midis, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "2 bars of bridge" in r.stdout
     assert fine_notes(out.read_bytes()) == fine_notes(model.bridge(clip, other, 2, seed=1))
+
+
+def test_the_infilling_bench_reads_each_gap_with_and_without_its_right_side(tmp_path, capsys):
+    """`python -m musegen.bench_infill` on a shipped model (one with ONNX graphs: the bench
+    scores with its PyTorch twin): a row per model with the gap's bits both ways and seams."""
+    import json
+
+    from musegen import bench_infill
+
+    corpus = make_corpus(tmp_path / "c", tunes=32)
+    args = ["--data", str(corpus), "--split", "test", "--tunes", "3", "--max-gap", "2"]
+    assert bench_infill.main([*args, "--models", "lstm", "--json"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["tunes"] == 3 and row["gap_notes"] > 0 and row["infill_form"] == "spm"
+    for key in ("plain_bits_per_note", "gap_left_bits_per_note", "gap_both_bits_per_note"):
+        assert 0 < row[key] < 40, key
+    assert row["seam_in_infill"] >= 0 and row["seam_out_continuation"] >= 0

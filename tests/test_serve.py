@@ -65,11 +65,6 @@ def test_infill_returns_the_notes_of_the_bars(engine_port, infill_checkpoints):
         ("/continue", {"notes": [[0, 1, 300, 90]], "bars": 2}, "out of range"),
         ("/continue", {"notes": MELODY, "bars": 2.5}, "whole number"),
         ("/continue", {"notes": MELODY, "metre": [4, 5]}, "metre"),
-        (
-            "/infill",
-            {"notes": MELODY, "first_bar": 1, "last_bar": 1, "model": "lstm"},
-            "trained without infilling",
-        ),
         ("/continue", {"notes": MELODY, "model": "nope"}, "nope"),
         ("/nothing", {"notes": MELODY}, "no such request"),
     ],
@@ -77,6 +72,12 @@ def test_infill_returns_the_notes_of_the_bars(engine_port, infill_checkpoints):
 def test_requests_a_caller_can_fix_get_the_message(engine_port, path, body, message):
     with pytest.raises(MuseGenError, match=message):
         serve.request(path, body, port=engine_port)
+
+
+def test_infill_with_a_continuation_model_gets_the_message(engine_port, continuation_checkpoint):
+    body = {"notes": MELODY, "first_bar": 1, "last_bar": 1, "model": str(continuation_checkpoint)}
+    with pytest.raises(MuseGenError, match="trained without infilling"):
+        serve.request("/infill", body, port=engine_port)
 
 
 def test_no_engine_means_none(engine_port):
