@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from musegen.errors import ConfigError
 from musegen.options import INFILL_FORMS, MAX_GAP_BARS
 from musegen.tokens.grammar import TEMPO, TIMESIG
@@ -78,7 +80,7 @@ class Bars:
 
 def split_bars(tok: Tokenizer, ids: Sequence[int]) -> Bars:
     """Cut a plain sequence (``BOS BAR TIMESIG ... [EOS]``) at its BAR tokens."""
-    ids = [int(t) for t in ids]
+    ids = np.asarray(ids, dtype=np.int64).tolist()  # plain ints, fast from a memmap too
     if ids and ids[0] == tok.bos_id:
         ids = ids[1:]
     while ids and ids[-1] in (tok.eos_id, tok.pad_id):
