@@ -427,10 +427,10 @@ def render_card(config: dict) -> str:
             "with infilling"
         )
         gpu_note = []
-        if not str(tr.get("device", "cpu")).startswith("cpu"):
+        if str(tr.get("device", "")).startswith("cuda"):
             gpu_note = [
-                "- the same command trains on a CPU too, in float32: the weights then differ "
-                "from these by rounding, not by recipe"
+                "- the same command trains on a CPU too, with the same recipe; there it runs in "
+                "float32, not bf16, so its weights come out different from these"
             ]
         lines += [
             f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",
@@ -464,7 +464,7 @@ def render_card(config: dict) -> str:
                 f"{m.get('bits_per_note', float('nan')):.3f} | "
                 f"{m.get('pitch_bits_per_note', float('nan')):.3f} |"
             )
-        measured = [label.split()[0] for label, _ in rows if label.endswith(" test")]
+        measured = recorded_corpora(config)
         how = ", ".join(
             f"`musegen eval --model checkpoints/{arch} --data data/{name} --record`"
             for name in measured
@@ -492,12 +492,25 @@ def metric_rows(config: dict) -> list[tuple[str, dict]]:
     corpora = corpus_names(config.get("training", {}))
     rows = []
     for key, m in config.get("metrics", {}).items():
-        if key in ("train", "validation", "test"):
-            label = f"{key} ({' + '.join(corpora)})" if key == "validation" else f"folk {key}"
+        if key == "validation":  # the training run's own, over every corpus it trained on
+            label = f"validation ({' + '.join(corpora)})"
+        elif key == "test":
+            label = metrics_key("folk", "test")
         else:
             label = key
         rows.append((label, m))
     return sorted(rows, key=lambda row: not row[0].startswith("validation"))
+
+
+def recorded_corpora(config: dict) -> list[str]:
+    """The corpora whose test split `musegen eval --record` measured for a checkpoint."""
+    names = []
+    for key in config.get("metrics", {}):
+        if key == "test":
+            names.append("folk")
+        elif key.endswith(" test"):
+            names.append(key[: -len(" test")])
+    return list(dict.fromkeys(names))
 
 
 def corpus_metrics(config: dict, corpus: str, split: str = "test") -> dict:
@@ -509,11 +522,12 @@ def corpus_metrics(config: dict, corpus: str, split: str = "test") -> dict:
     return found or {}
 
 
-def record_metrics(directory: str | Path, split: str, metrics: dict) -> None:
-    """Store measured metrics in a checkpoint's config.json and re-render its model card."""
+def record_metrics(directory: str | Path, key: str, metrics: dict) -> None:
+    """Store measured metrics under ``key`` ("validation", or `metrics_key`'s "folk test") in
+    a checkpoint's config.json and re-render its model card."""
     path = Path(directory)
     config = read_config(path)
-    config.setdefault("metrics", {})[split] = {
+    config.setdefault("metrics", {})[key] = {
         k: v
         for k, v in metrics.items()
         if k in ("files", "notes", "tokens", "bits_per_note", "pitch_bits_per_note")

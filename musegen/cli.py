@@ -517,10 +517,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from musegen.checkpoint import SHIPPED_DIR, corpus_metrics, read_config
+    from musegen.checkpoint import CORPUS_TEXT, SHIPPED_DIR, corpus_metrics, read_config
     from musegen.options import ARCHITECTURES
 
-    styles = ("folk", "art", "bass")
+    styles = tuple(CORPUS_TEXT)  # the corpora `musegen data` builds
     print("test bits per note (pitch bits per note) of each shipped model, per corpus")
     print(f"{'name':<13}{'parameters':>11}" + "".join(f"{s:>16}" for s in styles))
     for name in ARCHITECTURES:

@@ -19,13 +19,16 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -333,6 +336,17 @@ class TokenArrays:
     def __len__(self) -> int:
         return len(self.files)
 
+    def __reduce__(self):
+        """Pickled for a worker process: ids memory-mapped from the token cache are opened
+        there again from the file (shared pages), not copied."""
+        if isinstance(self.ids, np.memmap) and self.ids.filename:
+            return (_open_arrays, (str(self.ids.filename), self.offsets, self.notes, self.files))
+        return (TokenArrays, (np.asarray(self.ids), self.offsets, self.notes, self.files))
+
+
+def _open_arrays(ids_path: str, offsets, notes, files) -> TokenArrays:
+    return TokenArrays(np.load(ids_path, mmap_mode="r"), offsets, notes, files)
+
 
 def tokenize_split(
     data_dir: str | Path, split: str, tokenizer, *, progress: bool = True
@@ -523,6 +537,7 @@ class WindowMaker:
         self.transposer, self.infill = transposer, infill
 
     def __call__(self, index: int) -> np.ndarray:
+        """Batch ``index`` (batch, length + 1) int64 of the run."""
         return self.draw(np.random.default_rng((self.seed, index)))
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
@@ -551,12 +566,23 @@ _worker_maker: WindowMaker | None = None  # the maker of a `batch_stream` worker
 
 
 def _set_worker_maker(maker: WindowMaker) -> None:
+    """A worker's start: keep the maker, and end the worker when its parent ends, however it
+    ends (a killed training run leaves no workers behind)."""
     global _worker_maker
     _worker_maker = maker
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+
+        def exit_with_parent() -> None:
+            multiprocessing.connection.wait([parent.sentinel])
+            os._exit(0)
+
+        threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
 def _worker_batch(index: int) -> np.ndarray:
-    assert _worker_maker is not None
+    if _worker_maker is None:
+        raise RuntimeError("a batch_stream worker was started without its WindowMaker")
     return _worker_maker(index)
 
 
@@ -575,7 +601,15 @@ def batch_stream(maker: WindowMaker, start: int = 0, workers: int = 0) -> Iterat
     try:
         ahead = deque(pool.submit(_worker_batch, i) for i in range(start, start + 2 * workers))
         for index in itertools.count(start + 2 * workers):
-            yield ahead.popleft().result()
+            try:
+                batch = ahead.popleft().result()
+            except BrokenProcessPool as e:
+                raise DataError(
+                    "a worker process making training batches failed to start or died. A "
+                    "script that calls train() must do so under `if __name__ == '__main__':` "
+                    "(the workers import it again); or train with workers=0 (--workers 0)"
+                ) from e
+            yield batch
             ahead.append(pool.submit(_worker_batch, index))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

@@ -66,10 +66,15 @@ def pick_device(name: str) -> torch.device:
 
 def data_workers(cfg: TrainConfig, device: torch.device) -> int:
     """Processes that make training batches ahead: ``cfg.workers``, else none on a CPU (the
-    model needs its cores) and up to 4 beside a GPU (which outruns one core's windows)."""
+    model needs its cores) and up to 4 beside a GPU (which outruns one core's windows), fewer
+    where this process has few cores to itself (its share under torchrun)."""
     if cfg.workers is not None:
         return cfg.workers
-    return 0 if device.type == "cpu" else max(0, min(4, (os.cpu_count() or 1) - 2))
+    if device.type == "cpu":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    per_rank = (cores or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun
+    return max(0, min(4, per_rank - 2))
 
 
 def check_writable(out: Path, need_bytes: int) -> None:
@@ -194,7 +199,11 @@ def write_curve(out: Path) -> None:
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train a model as configured; return the final metrics. The best weights are in cfg.out."""
+    """Train a model as configured; return the final metrics. The best weights are in cfg.out.
+
+    Beside a GPU, worker processes make the batches (``cfg.workers``); they import the calling
+    script again, so a script that calls this does so under ``if __name__ == "__main__":``.
+    """
     rank, world = _dist()
     device = pick_device(cfg.device)
     out = Path(cfg.out)
@@ -260,6 +269,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     state = {"step": 0, "best": None, "stale": 0, "train_seconds": 0.0}
     if resume:
         state = load_resume(out, model, optimizer)
+        if state.pop("rng", None) is not None and rank == 0:
+            print(
+                "--resume: this run was started by an older musegen, which drew its batches "
+                "in another order; it goes on with the new order (same data and settings)",
+                file=sys.stderr,
+            )
     elif rank == 0:
         with open(out / LOG, "w", newline="") as f:
             csv.writer(f).writerow(
@@ -298,74 +313,76 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     )
     window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
     model.train()
-    while state["step"] < cfg.steps:
-        step = state["step"]
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = torch.from_numpy(next(windows))[rank::world].to(device)  # (B/world, T+1)
-        with autocast:
-            logits = net(batch[:, :-1])  # (b, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        state["step"] = step + 1
-        window_loss += loss.item()
-        window_steps += 1
-        bar.update(1)
+    try:
+        while state["step"] < cfg.steps:
+            step = state["step"]
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = torch.from_numpy(next(windows))[rank::world].to(device)  # (B/world, T+1)
+            with autocast:
+                logits = net(batch[:, :-1])  # (b, T, V)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            state["step"] = step + 1
+            window_loss += loss.item()
+            window_steps += 1
+            bar.update(1)
 
-        last = state["step"] == cfg.steps
-        if state["step"] % cfg.eval_every and not last:
-            continue
-        elapsed = time.perf_counter() - window_start
-        state["train_seconds"] += elapsed
-        tok_s = window_steps * tokens_per_step / max(elapsed, 1e-9)
-        stop = torch.zeros(1)
-        if rank == 0:
-            metrics = evaluate_model(model, tokenizer, val_arrays, limit=cfg.eval_tunes)
-            improved = state["best"] is None or metrics["bits_per_note"] < state["best"]
-            if improved:
-                state["best"], state["stale"] = metrics["bits_per_note"], 0
-                ckpt.save_checkpoint(
-                    out,
-                    model,
-                    cfg.arch,
-                    tokenizer,
-                    training=_training_record(cfg, state, params, device, corpora),
-                    metrics={"validation": metrics},
+            last = state["step"] == cfg.steps
+            if state["step"] % cfg.eval_every and not last:
+                continue
+            elapsed = time.perf_counter() - window_start
+            state["train_seconds"] += elapsed
+            tok_s = window_steps * tokens_per_step / max(elapsed, 1e-9)
+            stop = torch.zeros(1)
+            if rank == 0:
+                metrics = evaluate_model(model, tokenizer, val_arrays, limit=cfg.eval_tunes)
+                improved = state["best"] is None or metrics["bits_per_note"] < state["best"]
+                if improved:
+                    state["best"], state["stale"] = metrics["bits_per_note"], 0
+                    ckpt.save_checkpoint(
+                        out,
+                        model,
+                        cfg.arch,
+                        tokenizer,
+                        training=_training_record(cfg, state, params, device, corpora),
+                        metrics={"validation": metrics},
+                    )
+                else:
+                    state["stale"] += 1
+                with open(out / LOG, "a", newline="") as f:
+                    csv.writer(f).writerow(
+                        [
+                            state["step"],
+                            state["step"] * tokens_per_step,
+                            f"{lr:.3e}",
+                            f"{window_loss / window_steps / math.log(2):.4f}",
+                            f"{metrics['bits_per_note']:.4f}",
+                            f"{metrics['pitch_bits_per_note']:.4f}",
+                            f"{tok_s:.0f}",
+                            f"{state['train_seconds']:.1f}",
+                        ]
+                    )
+                write_curve(out)
+                bar.set_postfix(
+                    loss=f"{window_loss / window_steps:.3f}",
+                    val_bpn=f"{metrics['bits_per_note']:.3f}",
+                    tok_s=f"{tok_s:.0f}",
                 )
-            else:
-                state["stale"] += 1
-            with open(out / LOG, "a", newline="") as f:
-                csv.writer(f).writerow(
-                    [
-                        state["step"],
-                        state["step"] * tokens_per_step,
-                        f"{lr:.3e}",
-                        f"{window_loss / window_steps / math.log(2):.4f}",
-                        f"{metrics['bits_per_note']:.4f}",
-                        f"{metrics['pitch_bits_per_note']:.4f}",
-                        f"{tok_s:.0f}",
-                        f"{state['train_seconds']:.1f}",
-                    ]
-                )
-            write_curve(out)
-            bar.set_postfix(
-                loss=f"{window_loss / window_steps:.3f}",
-                val_bpn=f"{metrics['bits_per_note']:.3f}",
-                tok_s=f"{tok_s:.0f}",
-            )
-            save_resume(out, model, optimizer, state)
-            stop[0] = float(state["stale"] >= cfg.patience)
-        if world > 1:
-            torch.distributed.broadcast(stop, 0)
-        window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
-        if stop.item():
-            break
+                save_resume(out, model, optimizer, state)
+                stop[0] = float(state["stale"] >= cfg.patience)
+            if world > 1:
+                torch.distributed.broadcast(stop, 0)
+            window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+            if stop.item():
+                break
+    finally:
+        windows.close()  # stops the worker processes, also when training fails
     bar.close()
-    windows.close()  # stops the worker processes
     result = {
         "steps": state["step"],
         "best_val_bits_per_note": state["best"],

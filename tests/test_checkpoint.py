@@ -202,7 +202,7 @@ def test_a_card_says_where_a_gpu_run_trained_and_that_a_cpu_reproduces_it():
     gpu = {**training, "device": "cuda (NVIDIA H200, bf16 autocast)"}
     card = ckpt.render_card({"arch": "mamba", "parameters": 10, "training": gpu})
     assert "trained on cuda (NVIDIA H200, bf16 autocast), torch 2.11.0+cu130" in card
-    assert "trains on a CPU too, in float32" in card
+    assert "trains on a CPU too, with the same recipe" in card and "float32, not bf16" in card
     cpu = {**training, "device": "cpu (2 threads)"}
     card = ckpt.render_card({"arch": "mamba", "parameters": 10, "training": cpu})
     assert "trained on cpu (2 threads)" in card and "on a CPU too" not in card

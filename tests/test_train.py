@@ -442,6 +442,67 @@ def test_batches_are_the_same_made_ahead_by_workers(corpus, tmp_path):
     assert not np.array_equal(reseeded(0), alone[0])
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_batch_workers_end_with_their_stream_and_with_a_killed_parent(corpus, tmp_path):
+    """No worker outlives its batch stream: closed, or its process killed with SIGKILL."""
+    import multiprocessing
+
+    arrays = tokenize_split(corpus, "train", Tokenizer(), progress=False)
+    stream = batch_stream(WindowMaker(arrays, 32, 2, 0), workers=2)
+    next(stream)
+    assert len(multiprocessing.active_children()) == 2
+    stream.close()
+    deadline = time.time() + 10
+    while multiprocessing.active_children() and time.time() < deadline:
+        time.sleep(0.05)
+    assert multiprocessing.active_children() == []
+
+    script = (
+        "import multiprocessing, sys, time\n"
+        "from musegen.data import WindowMaker, batch_stream, tokenize_split\n"
+        "from musegen.tokens.tokenizer import Tokenizer\n"
+        "if __name__ == '__main__':\n"
+        f"    arrays = tokenize_split({str(corpus)!r}, 'train', Tokenizer(), progress=False)\n"
+        "    stream = batch_stream(WindowMaker(arrays, 32, 2, 0), workers=2)\n"
+        "    next(stream)\n"
+        "    print(*[p.pid for p in multiprocessing.active_children()], flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    alive = pids
+    while alive and time.time() < deadline:
+        time.sleep(0.05)
+        alive = [pid for pid in alive if _running(pid)]
+    assert alive == [], "workers outlived their killed parent"
+
+
+def _running(pid: int) -> bool:
+    """Whether a process runs (Linux: an exited one left unreaped counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_how_many_batch_workers_and_where_a_run_trained(monkeypatch, tmp_path):
+    from musegen.train import data_workers, device_text
+
+    cfg = TrainConfig("lstm", str(tmp_path), str(tmp_path))
+    assert data_workers(cfg, torch.device("cpu")) == 0  # the model needs the cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
+    assert data_workers(cfg, torch.device("cuda")) == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun, 4 GPUs: 4 cores per rank
+    assert data_workers(cfg, torch.device("cuda")) == 2
+    cfg.workers = 7
+    assert data_workers(cfg, torch.device("cuda")) == 7
+    assert device_text(torch.device("cpu")) == f"cpu ({torch.get_num_threads()} threads)"
+
+
 def test_a_run_with_data_workers_trains_the_same_weights(corpus, tmp_path):
     for workers in (0, 2):
         cfg = TrainConfig(
