@@ -8,7 +8,7 @@ item and run the action:
   it, on the same track;
 - with a time selection over the item, the bars it touches are rewritten in place (the notes
   that start in them are replaced; everything else stays). This needs a model trained with
-  infilling (`MODEL` = its checkpoint directory).
+  infilling, as the shipped ones are.
 
 Where the work happens: when `musegen serve` runs (a terminal, or a login item), the script
 asks it over HTTP on 127.0.0.1 and REAPER's Python needs nothing installed; otherwise it loads
@@ -25,8 +25,8 @@ import urllib.error
 import urllib.request
 
 # ---- settings, all in one place ------------------------------------------------------------
-MODEL = "mamba"  # lstm | transformer | mamba | a checkpoint dir (one trained with infilling
-#                  to regenerate bars)
+MODEL = "mamba"  # lstm | transformer | mamba | a checkpoint dir (regenerating bars needs
+#                  a model trained with infilling, as the shipped ones are)
 BARS = 4  # bars a continuation adds
 TEMPERATURE = 1.0  # below 1 safer, above 1 more adventurous
 KEY = "auto"  # "auto" (the item's key), a key such as "D major", or None (any note)
