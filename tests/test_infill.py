@@ -469,3 +469,26 @@ def test_the_infilling_bench_reads_each_gap_with_and_without_its_right_side(tmp_
     for key in ("plain_bits_per_note", "gap_left_bits_per_note", "gap_both_bits_per_note"):
         assert 0 < row[key] < 40, key
     assert row["seam_in_infill"] >= 0 and row["seam_out_continuation"] >= 0
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_every_shipped_model_rewrites_bars_in_place(name, clip):
+    """The shipped models were trained with infilling: on ONNX Runtime (the default) each
+    writes exactly the bars asked, keeps every other note, and draws the same tokens as its
+    torch reference for the same seed."""
+    model = musegen.load(name)
+    assert model.infill_form == "spm"
+    primer = model.prepare(clip)
+    gap = model.plan_infill(primer, 5, 8)
+    ids = model.infill_ids(primer, gap, seed=7)[0]
+    assert ids.count(model.tokenizer.bar_id) == 3 and ids[-1] == model.tokenizer.eos_id
+    reference = musegen.load(name, runtime="torch")
+    assert reference.infill_ids(reference.prepare(clip), gap, seed=7)[0] == ids
+    out = model.infill_to_midi(primer, gap, ids)
+    f = FINE_TICKS_PER_QUARTER // model.tokenizer.ticks_per_quarter
+    lo, hi = gap.start * f, gap.end * f
+    after = fine_notes(out)
+    assert [n for n in after if not lo <= n.start < hi] == [
+        n for n in fine_notes(clip) if not lo <= n.start < hi
+    ]
+    assert any(lo <= n.start < hi for n in after)
