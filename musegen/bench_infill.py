@@ -2,7 +2,7 @@
 meet their neighbours.
 
     python -m musegen.bench_infill --data data/folk --models DIR [DIR ...] [--split validation]
-        [--tunes 200] [--max-gap 8] [--seed 0] [--json]
+        [--tunes 200] [--max-gap 8] [--seed 0] [--candidates 1] [--json]
 
 For each tune of the split (``--tunes`` of them, spread over it) with enough bars, one gap of
 1 to ``--max-gap`` bars is drawn at a random place with at least one bar on each side (the same
@@ -15,7 +15,8 @@ gaps for every model). For each model it prints:
 - seams, over one sampled filling per tune: the interval in semitones from the last note before
   the gap into the first new note (``in``) and from the last new note into the first note after
   the gap (``out``), as mean absolute interval, beside the real tune's; ``out`` also for a plain
-  continuation of the same bars, which does not know what follows.
+  continuation of the same bars, which does not know what follows. With ``--candidates`` k,
+  each filling is the best of k, as `MuseGen.infill(..., candidates=k)` chooses it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from musegen.data import spread, tokenize_split
 from musegen.evaluate import LN2, evaluate_model, token_nll
-from musegen.generate.infill import _fit
+from musegen.generate.infill import Gap, _fit
 from musegen.generate.sample import generate
 from musegen.options import Constraints
 from musegen.tokens.grammar import POS
@@ -75,7 +76,7 @@ def _mean(xs: list) -> float:
     return float(np.mean(xs)) if xs else float("nan")
 
 
-def measure(model, arrays, gaps, seed: int) -> dict:
+def measure(model, arrays, gaps, seed: int, candidates: int = 1) -> dict:
     """The figures of one model (a `musegen.MuseGen`) on the drawn gaps."""
     tok = model.tokenizer
     net = model.model
@@ -116,11 +117,13 @@ def measure(model, arrays, gaps, seed: int) -> dict:
         both_nll = token_nll(net, both_seqs)
         both = sum(float(n[a:b].sum()) for n, (a, b) in zip(both_nll, spans, strict=True))
         result["gap_both_bits_per_note"] = both / LN2 / notes
-    result.update(_seams(model, gaps, cut, seed))
+    result.update(_seams(model, gaps, cut, seed, candidates))
     return result
 
 
-def _seams(model, gaps, cut: list[tuple[Bars, Arranged | None]], seed: int) -> dict:
+def _seams(
+    model, gaps, cut: list[tuple[Bars, Arranged | None]], seed: int, candidates: int = 1
+) -> dict:
     tok = model.tokenizer
     form = model.infill_form
     real_in, real_out, fill_in, fill_out, cont_out = [], [], [], [], []
@@ -136,14 +139,19 @@ def _seams(model, gaps, cut: list[tuple[Bars, Arranged | None]], seed: int) -> d
         cont_out.append(_interval(_top_note(cont, tok, first=False), after))
         if arranged is not None:
             state = tok.grammar().walk(arranged.plain_before)
-            ids = generate(
+            rows = generate(
                 model.model,
                 tok,
                 arranged.context + arranged.opening,
+                n=candidates,
                 constraints=constraints,
                 seed=seed + i,
                 start=state,
-            )[0]
+            )
+            ids = rows[0]
+            if candidates > 1:  # as MuseGen.infill_ids(candidates=...)
+                gap = Gap(start + 1, end, 0, 0, arranged, 0, state, bars.after(end, end + 1))
+                ids = min(rows, key=lambda r: model.lead_in_cost(gap, r))
             fill_in.append(_interval(before, _top_note(ids, tok, first=True)))
             fill_out.append(_interval(_top_note(ids, tok, first=False), after))
     out = {
@@ -166,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tunes", type=int, default=200)
     p.add_argument("--max-gap", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--candidates", type=int, default=1, help="fillings sampled per gap, the best kept"
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     rows = []
@@ -173,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         model = musegen.load(name, runtime="torch", threads=0)  # scores with the torch model
         arrays = tokenize_split(args.data, args.split, model.tokenizer, progress=False)
         gaps = draw_gaps(model.tokenizer, arrays, args.tunes, args.max_gap, args.seed)
-        rows.append(measure(model, arrays, gaps, args.seed))
+        row = measure(model, arrays, gaps, args.seed, args.candidates)
+        rows.append({**row, "candidates": args.candidates})
         print(json.dumps(rows[-1]) if args.json else _line(rows[-1]), flush=True)
     if not args.json:
         print(f"split {args.split}, one gap of 1-{args.max_gap} bars per tune, seed {args.seed}")

@@ -427,6 +427,16 @@ def test_cli_infill_and_bridge(model, clip, folk_midis, tmp_path, continuation_c
     assert (tmp_path / "out_1.mid").stat().st_size > 0 and (tmp_path / "out_2.mid").exists()
     expected = model.infill_variations(clip, 2, 4, n=2, seed=5)[1]
     assert fine_notes((tmp_path / "out_2.mid").read_bytes()) == fine_notes(expected)
+    best = tmp_path / "best.mid"
+    args = ["infill", str(src), "--bars", "2-4", "-o", str(best), "--model", model_dir]
+    r = run_cli(*args, "--seed", "5", "--candidates", "2")
+    assert r.returncode == 0, r.stderr
+    expected = model.infill(clip, 2, 4, seed=5, candidates=2)
+    assert fine_notes(best.read_bytes()) == fine_notes(expected)
+    r = run_cli(*args, "--candidates", "0")
+    assert (
+        r.returncode == 2 and "candidates must be" in r.stderr and len(r.stderr.splitlines()) == 1
+    )
     r = run_cli("infill", str(src), "--bars", "9-3", "-o", str(out), "--model", model_dir)
     assert r.returncode == 2 and "empty range" in r.stderr and len(r.stderr.splitlines()) == 1
     r = run_cli("infill", str(src), "--bars", "x", "-o", str(out), "--model", model_dir)
@@ -484,6 +494,8 @@ def test_every_shipped_model_rewrites_bars_in_place(name, clip):
     assert ids.count(model.tokenizer.bar_id) == 3 and ids[-1] == model.tokenizer.eos_id
     reference = musegen.load(name, runtime="torch")
     assert reference.infill_ids(reference.prepare(clip), gap, seed=7)[0] == ids
+    best = model.infill_ids(primer, gap, seed=7, candidates=3)  # ranked on ONNX Runtime
+    assert reference.infill_ids(reference.prepare(clip), gap, seed=7, candidates=3) == best
     out = model.infill_to_midi(primer, gap, ids)
     f = FINE_TICKS_PER_QUARTER // model.tokenizer.ticks_per_quarter
     lo, hi = gap.start * f, gap.end * f
@@ -492,3 +504,26 @@ def test_every_shipped_model_rewrites_bars_in_place(name, clip):
         n for n in fine_notes(clip) if not lo <= n.start < hi
     ]
     assert any(lo <= n.start < hi for n in after)
+
+
+def test_candidates_keep_the_filling_that_leads_best_into_the_next_bar(model, clip):
+    """infill_ids(candidates=k) samples n * k fillings and keeps, of each k, the one after
+    which the clip's next bar is most likely; with no bar after the gap there is nothing to
+    rank, and k is 1."""
+    primer = model.prepare(clip)
+    gap = model.plan_infill(primer, 3, 4)
+    assert gap.after and gap.after[0] == model.tokenizer.bar_id
+    sampled = model.infill_ids(primer, gap, n=6, seed=5)
+    chosen = model.infill_ids(primer, gap, n=2, seed=5, candidates=3)
+    for group, pick in zip((sampled[:3], sampled[3:]), chosen, strict=True):
+        costs = [model.lead_in_cost(gap, ids) for ids in group]
+        assert pick == group[int(np.argmin(costs))]
+    assert all(c > 0 for c in costs)
+    last = len(split_bars(model.tokenizer, model.tokenizer.encode(clip)))
+    end = model.plan_infill(primer, last - 1, last)
+    assert end.after == []  # the gap ends the clip
+    once = model.infill_ids(primer, end, seed=5)
+    assert model.infill_ids(primer, end, seed=5, candidates=4) == once
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="candidates must be a whole number"):
+            model.infill_ids(primer, gap, candidates=bad)

@@ -8,7 +8,7 @@ fits the model's training window: the bars nearest the gap on both sides are kep
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ class Gap:
     arranged: Arranged  # context, opening and the plain sequence before the gap
     offset: int  # grid tick of the first bar the model reads (bars before it are left out)
     state: GrammarState  # where the gap starts, as the grammar sees the model's context
+    after: list[int] = field(default_factory=list)  # the bar after the gap, plain (none: [])
 
     @property
     def bars(self) -> int:
@@ -109,7 +110,14 @@ def plan_gap(
     arranged = arrange(tok, bars.slice(lo, hi), start - lo, end - lo, form)
     state = tok.grammar().walk(arranged.plain_before)
     return Gap(
-        first_bar, last_bar, int(starts[start]), int(starts[end]), arranged, int(starts[lo]), state
+        first_bar,
+        last_bar,
+        int(starts[start]),
+        int(starts[end]),
+        arranged,
+        int(starts[lo]),
+        state,
+        bars.after(end, end + 1),
     )
 
 

@@ -371,22 +371,45 @@ class MuseGen:
         key: str | Key | None = None,
         pitch_range: tuple[int, int] | None = None,
         stop: Event | None = None,
+        candidates: int = 1,
         **sampling_options: Any,
     ) -> list[list[int]]:
         """Token ids of ``n`` fillings of a planned gap (each ends with EOS); ``stop`` as in
-        `generate_ids`."""
+        `generate_ids`.
+
+        With ``candidates`` k > 1, each filling is the best of k sampled ones: the one after
+        which the model finds the clip's next bar most likely (`lead_in_cost`), so the new bars
+        lead into what follows. A gap at the clip's end has no next bar: k is then 1.
+        """
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+            raise ConfigError(
+                f"candidates must be a whole number from 1, e.g. 4 (got {candidates!r})"
+            )
+        k = candidates if gap.after else 1
         constraints = self._constraints(primer, gap.bars, key, pitch_range)
-        return generate(
+        rows = generate(
             self.runtime,
             self.tokenizer,
             gap.context,
-            n=n,
+            n=n * k,
             constraints=constraints,
             sampling=Sampling(**sampling_options),
             seed=seed,
             start=gap.state,
             stop=stop,
         )
+        if k == 1:
+            return rows
+        groups = [rows[i : i + k] for i in range(0, len(rows), k)]
+        return [min(group, key=lambda ids: self.lead_in_cost(gap, ids)) for group in groups]
+
+    def lead_in_cost(self, gap: Gap, ids: list[int]) -> float:
+        """How unlikely the bar after the gap is once ``ids`` fill it (nats, read left to
+        right from the bars before the gap): the lower, the better the filling leads on."""
+        body = [t for t in ids if t != self.tokenizer.eos_id]
+        seq = (gap.arranged.plain_before + body + gap.after)[-self.window :]
+        nll = self._token_nll(np.asarray(seq, dtype=np.int64))  # (len - 1,)
+        return float(nll[-len(gap.after) :].sum())
 
     def infill_to_midi(self, primer: Primer, gap: Gap, ids: list[int]) -> pretty_midi.PrettyMIDI:
         """The clip with the gap's notes replaced by the generated ones; every note outside
@@ -445,13 +468,16 @@ class MuseGen:
         track: int | None = None,
         pitch_range: tuple[int, int] | None = None,
         quantize: str = DEFAULT_QUANTIZE,
+        candidates: int = 1,
     ) -> pretty_midi.PrettyMIDI:
         """Regenerate bars ``start_bar``-``end_bar`` of a clip, knowing what comes after them.
 
         Bars are numbered from 1 as a DAW shows them, both ends included (at most
         `musegen.options.MAX_GAP_BARS`). The new bars keep the clip's metre and lead into the
         bar after the gap; every note outside the gap comes back unchanged. The model must
-        have been trained with infilling (`infill_form`). Other arguments as `continue_midi`.
+        have been trained with infilling (`infill_form`). ``candidates``: sample that many and
+        keep the one that leads best into the next bar (`infill_ids`). Other arguments as
+        `continue_midi`.
         """
         return self.infill_variations(
             source,
@@ -467,6 +493,7 @@ class MuseGen:
             seed=seed,
             key=key,
             pitch_range=pitch_range,
+            candidates=candidates,
         )[0]
 
     def bridge(
