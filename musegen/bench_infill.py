@@ -29,7 +29,7 @@ import numpy as np
 
 from musegen.data import spread, tokenize_split
 from musegen.evaluate import LN2, evaluate_model, token_nll
-from musegen.generate.infill import Gap, _fit
+from musegen.generate.infill import _fit
 from musegen.generate.sample import generate
 from musegen.options import Constraints
 from musegen.tokens.grammar import POS
@@ -150,8 +150,9 @@ def _seams(
             )
             ids = rows[0]
             if candidates > 1:  # as MuseGen.infill_ids(candidates=...)
-                gap = Gap(start + 1, end, 0, 0, arranged, 0, state, bars.after(end, end + 1))
-                ids = min(rows, key=lambda r: model.lead_in_cost(gap, r))
+                following = bars.after(end, end + 1)
+                costs = [model.lead_in_cost(arranged.plain_before, r, following) for r in rows]
+                ids = rows[int(np.argmin(costs))]
             fill_in.append(_interval(before, _top_note(ids, tok, first=True)))
             fill_out.append(_interval(_top_note(ids, tok, first=False), after))
     out = {

@@ -479,6 +479,10 @@ def test_the_infilling_bench_reads_each_gap_with_and_without_its_right_side(tmp_
     for key in ("plain_bits_per_note", "gap_left_bits_per_note", "gap_both_bits_per_note"):
         assert 0 < row[key] < 40, key
     assert row["seam_in_infill"] >= 0 and row["seam_out_continuation"] >= 0
+    assert bench_infill.main([*args, "--models", "lstm", "--candidates", "2", "--json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    assert ranked["candidates"] == 2 and ranked["gap_notes"] == row["gap_notes"]
+    assert ranked["seam_out_real"] == row["seam_out_real"]  # the same gaps, other fillings
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
@@ -516,7 +520,7 @@ def test_candidates_keep_the_filling_that_leads_best_into_the_next_bar(model, cl
     sampled = model.infill_ids(primer, gap, n=6, seed=5)
     chosen = model.infill_ids(primer, gap, n=2, seed=5, candidates=3)
     for group, pick in zip((sampled[:3], sampled[3:]), chosen, strict=True):
-        costs = [model.lead_in_cost(gap, ids) for ids in group]
+        costs = [model.lead_in_cost(gap.arranged.plain_before, ids, gap.after) for ids in group]
         assert pick == group[int(np.argmin(costs))]
     assert all(c > 0 for c in costs)
     last = len(split_bars(model.tokenizer, model.tokenizer.encode(clip)))

@@ -401,15 +401,19 @@ class MuseGen:
         if k == 1:
             return rows
         groups = [rows[i : i + k] for i in range(0, len(rows), k)]
-        return [min(group, key=lambda ids: self.lead_in_cost(gap, ids)) for group in groups]
+        before, after = gap.arranged.plain_before, gap.after
+        return [
+            min(group, key=lambda ids: self.lead_in_cost(before, ids, after)) for group in groups
+        ]
 
-    def lead_in_cost(self, gap: Gap, ids: list[int]) -> float:
-        """How unlikely the bar after the gap is once ``ids`` fill it (nats, read left to
-        right from the bars before the gap): the lower, the better the filling leads on."""
+    def lead_in_cost(self, before: list[int], ids: list[int], after: list[int]) -> float:
+        """How unlikely the bar ``after`` a gap is once ``ids`` fill it, read left to right
+        from the plain sequence ``before`` the gap (nats): the lower, the better the filling
+        leads on. As `infill_ids(candidates=...)` ranks fillings."""
         body = [t for t in ids if t != self.tokenizer.eos_id]
-        seq = (gap.arranged.plain_before + body + gap.after)[-self.window :]
+        seq = (before + body + after)[-self.window :]
         nll = self._token_nll(np.asarray(seq, dtype=np.int64))  # (len - 1,)
-        return float(nll[-len(gap.after) :].sum())
+        return float(nll[-len(after) :].sum())
 
     def infill_to_midi(self, primer: Primer, gap: Gap, ids: list[int]) -> pretty_midi.PrettyMIDI:
         """The clip with the gap's notes replaced by the generated ones; every note outside
