@@ -68,7 +68,7 @@ def run(data: str, split: str, tunes: int, jitters: list[float], models: list[st
     }
     result = {"tunes": len(scores), "split": split, "recovered": recovered, "bits_per_note": {}}
     for name in models:
-        m = musegen.load(name)
+        m = musegen.load(name, precision="float32")  # the model as trained
 
         def bits(items, mode, m=m):
             return float(

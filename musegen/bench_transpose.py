@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         shifts = sorted({0, *args.shifts})
     results = {}
     for name in args.models:
-        model = load(name)
+        model = load(name, precision="float32")  # the model as trained
         arrays = tokenize_split(args.data, args.split, model.tokenizer, progress=False)
         tunes = [
             t

@@ -28,7 +28,8 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
-GRAPHS = ("prefill.onnx", "step.onnx")  # musegen.runtime.onnx_runtime's PREFILL and STEP
+# musegen.runtime.onnx_runtime's graph_files("float32") and graph_files("int8")
+GRAPHS = ("prefill.onnx", "step.onnx", "prefill.int8.onnx", "step.int8.onnx")
 
 
 def file_sha256(path: Path) -> str:

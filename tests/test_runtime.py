@@ -16,18 +16,24 @@ import musegen
 from musegen import checkpoint as ckpt
 from musegen.errors import CheckpointError, ConfigError
 from musegen.options import ARCHITECTURES
-from musegen.runtime import choose_runtime
+from musegen.runtime import choose_precision, choose_runtime
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from musegen.runtime.export import export  # noqa: E402 - needs onnx
-from musegen.runtime.onnx_runtime import PREFILL, STEP, WEIGHTS, OnnxRuntime  # noqa: E402
+from musegen.runtime.onnx_runtime import (  # noqa: E402
+    STEP,
+    WEIGHTS,
+    OnnxRuntime,
+    graph_files,
+)
 from musegen.runtime.torch_runtime import TorchRuntime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "demo" / "examples").glob("*.mid"))
 REL = 1e-4  # float32 graphs against eager float32
+ALL_GRAPHS = [*graph_files("float32"), *graph_files("int8")]
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -55,7 +61,10 @@ def _agree(onnx: OnnxRuntime, torch_rt: TorchRuntime, ids: list[int], steps: int
 def shipped():
     """(onnx MuseGen, torch MuseGen) per shipped model."""
     return {
-        arch: (musegen.load(arch, runtime="onnx"), musegen.load(arch, runtime="torch"))
+        arch: (
+            musegen.load(arch, runtime="onnx", precision="float32"),
+            musegen.load(arch, runtime="torch"),
+        )
         for arch in ARCHITECTURES
     }
 
@@ -84,6 +93,65 @@ def test_scores_agree_across_runtimes(shipped, arch):
     assert a["bits_per_note"] == pytest.approx(b["bits_per_note"], rel=1e-4)
 
 
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def _int8_drift(exact: OnnxRuntime, int8: OnnxRuntime, ids: list[int], steps: int) -> dict:
+    """How far the int8 graphs' next-token distributions are from float32's over a prefill
+    of ``ids`` and ``steps`` steps of two rows: KL(float32 || int8) mean and max (nats) and
+    how often the most likely token is the same."""
+    rng = np.random.default_rng(0)
+    a, sa = exact.prefill(ids)
+    b, sb = int8.prefill(ids)
+    rows_a, rows_b = [a], [b]
+    sa, sb = exact.repeat(sa, 2), int8.repeat(sb, 2)
+    for _ in range(steps):
+        tokens = rng.integers(0, a.shape[-1], 2)
+        a, sa = exact.step(tokens, sa)
+        b, sb = int8.step(tokens, sb)
+        rows_a.append(a)
+        rows_b.append(b)
+    p, q = _log_softmax(np.concatenate(rows_a)), _log_softmax(np.concatenate(rows_b))
+    kl = (np.exp(p) * (p - q)).sum(-1)
+    same = (p.argmax(-1) == q.argmax(-1)).mean()
+    return {"kl_mean": float(kl.mean()), "kl_max": float(kl.max()), "same_top": float(same)}
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_int8_graphs_stay_close_to_float32(shipped, arch):
+    """The int8 graphs predict nearly what the float32 ones do (measured on the shipped
+    models: KL 0.001-0.003 nats on average, the top token the same 94-97% of the time),
+    and they score a tune within a fraction of a percent."""
+    exact = shipped[arch][0]
+    int8 = musegen.load(arch, runtime="onnx", precision="int8")
+    assert (int8.precision, exact.precision) == ("int8", "float32")
+    ids = exact.tokenizer.encode(EXAMPLES[0])
+    drift = _int8_drift(exact.runtime, int8.runtime, ids, steps=100)
+    assert drift["kl_mean"] < 0.01 and drift["kl_max"] < 0.15, drift
+    assert drift["same_top"] > 0.9, drift
+    a, b = exact.score(EXAMPLES[1]), int8.score(EXAMPLES[1])
+    assert b["bits_per_note"] == pytest.approx(a["bits_per_note"], rel=0.01)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_int8_generation_keeps_every_guarantee(arch):
+    """The default (int8) continues a clip by exactly the bars asked, seeded, and decodes."""
+    m = musegen.load(arch)
+    assert (m.runtime.name, m.precision) == ("onnx", "int8")
+    tok = m.tokenizer
+    primer = m.prepare(EXAMPLES[2])
+    rows = m.generate_ids(primer, n=2, bars=3, seed=5)
+    for ids in rows:
+        assert ids[-1] == tok.eos_id and ids.count(tok.eos_id) == 1
+        assert ids.count(tok.bar_id) == 2
+        notes = tok.decode_score(primer.context + ids).notes
+        new = [n.start for n in notes if n.start >= primer.start]
+        assert new and max(new) < primer.start + 3 * tok.bar_ticks(*primer.metre)
+    assert rows == m.generate_ids(primer, n=2, bars=3, seed=5)
+
+
 def test_long_primers_go_in_pieces_and_match(shipped):
     """Prefill past one call's length (the LSTM and Mamba carry state between pieces) and
     a Transformer sequence past its window (scored in overlapping windows)."""
@@ -106,7 +174,7 @@ def test_graphs_hold_no_weights():
     for arch in ARCHITECTURES:
         folder = ckpt.SHIPPED_DIR / arch
         weights = (folder / WEIGHTS).stat().st_size
-        for name in (PREFILL, STEP):
+        for name in ALL_GRAPHS:
             assert (folder / name).stat().st_size < min(256_000, weights / 20)
             graph = onnx.load(str(folder / name), load_external_data=False)
             external = [
@@ -125,11 +193,14 @@ def test_export_a_checkpoint_of_your_own(infill_checkpoints, tmp_path, arch):
     folder = tmp_path / arch
     shutil.copytree(infill_checkpoints[arch], folder)
     written = export(folder)
-    assert [p.name for p in written] == [PREFILL, STEP]
+    assert [p.name for p in written] == ALL_GRAPHS
     model, tok, _ = ckpt.load_checkpoint(folder)
     onnx_rt, torch_rt = OnnxRuntime(folder), TorchRuntime(model)
     ids = [tok.bos_id, *range(10, 10 + 120)]  # 121 tokens + 30 steps: past a 128 window
     assert _agree(onnx_rt, torch_rt, ids, steps=30, rows=3) < REL
+    # a model trained for 20 steps is rougher in 8 bits than the shipped ones, not wrong
+    drift = _int8_drift(onnx_rt, OnnxRuntime(folder, precision="int8"), ids, steps=30)
+    assert drift["kl_mean"] < 0.1 and drift["same_top"] > 0.9, drift
     loaded = musegen.load(folder)  # auto: the graphs are there now
     assert loaded.runtime.name == "onnx"
     assert loaded.infill(EXAMPLES[0], 2, 2, seed=1).instruments
@@ -167,6 +238,28 @@ def test_choosing_a_runtime(tmp_path):
         choose_runtime("onnx", shipped, "cuda")
 
 
+def test_choosing_a_precision(tmp_path):
+    shipped = ckpt.SHIPPED_DIR / "mamba"
+    assert choose_precision("auto", "onnx", shipped) == "int8"
+    assert choose_precision("float32", "onnx", shipped) == "float32"
+    assert choose_precision("auto", "torch", shipped) == "float32"
+    with pytest.raises(ConfigError, match="ONNX Runtime"):
+        choose_precision("int8", "torch", shipped)
+    with pytest.raises(ConfigError, match="auto, float32, int8"):
+        choose_precision("fp16", "onnx", shipped)
+    older = tmp_path / "older"  # exported before int8 graphs existed
+    shutil.copytree(shipped, older, ignore=shutil.ignore_patterns("*.int8.onnx"))
+    assert choose_precision("auto", "onnx", older) == "float32"
+    with pytest.raises(ConfigError, match="musegen export"):
+        choose_precision("int8", "onnx", older)
+    assert musegen.load(older).precision == "float32"
+    swapped = tmp_path / "swapped"  # a float32 graph where the int8 one should be
+    shutil.copytree(shipped, swapped)
+    shutil.copy(swapped / STEP, swapped / graph_files("int8")[1])
+    with pytest.raises(CheckpointError, match="int8"):
+        OnnxRuntime(swapped, precision="int8")
+
+
 NO_TORCH = "import sys; sys.modules['torch'] = None; from musegen.cli import main; "
 
 
@@ -192,9 +285,8 @@ def test_cli_continues_and_infills_without_torch(tmp_path):
     infilled = tmp_path / "infilled.mid"
     args = [str(EXAMPLES[0]), "-o", str(infilled), "--bars", "2-3", "--seed", "1"]
     done = _run_without_torch(f"sys.exit(main({['infill', *args]!r}))", tmp_path)
-    # the shipped models are continuation-only: a clear user error, not an ImportError
-    assert done.returncode in (0, 2), done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr  # the shipped models infill
+    assert infilled.stat().st_size > 100
     done = _run_without_torch(
         f"sys.exit(main({['generate', '-o', str(out), '--runtime', 'torch']!r}))", tmp_path
     )
@@ -212,3 +304,44 @@ def test_graphs_of_another_model_config_are_refused(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="musegen export"):
         OnnxRuntime(folder)
+
+
+def test_the_prefill_cache_gives_what_reading_again_gives():
+    """Asking again for the same clip reuses its prefill; the music is the same as after
+    reading it afresh, and what a generation does to its state never reaches the cache."""
+    m = musegen.load("transformer", runtime="onnx")  # its step writes its caches in place
+    rt, primer = m.runtime, m.prepare(EXAMPLES[0])
+    reads = []
+    read = rt.read
+    rt.read = lambda ids: reads.append(len(ids)) or read(ids)
+    rt.forget()
+    first = m.generate_ids(primer, n=2, bars=2, seed=3)
+    again = m.generate_ids(primer, n=2, bars=2, seed=3)  # from the cache
+    assert len(reads) == 1 and again == first
+    rt.forget()
+    assert m.generate_ids(primer, n=2, bars=2, seed=3) == first and len(reads) == 2
+    logits, state = rt.prefill(primer.context)
+    fresh_logits, fresh_state = read(primer.context)
+    np.testing.assert_array_equal(logits, fresh_logits)
+    for name in fresh_state:
+        np.testing.assert_array_equal(state[name], fresh_state[name])
+    for k in range(1, rt.cache_size + 1):  # the oldest goes first
+        rt.prefill(primer.context[:-k])
+    rt.prefill(primer.context)
+    assert len(reads) == 2 + rt.cache_size + 1
+    off = OnnxRuntime(ckpt.SHIPPED_DIR / "lstm", prefill_cache=0)
+    off.prefill([1, 2, 3])
+    assert not off._cache
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_step_graph_scores_what_the_prefill_graph_scores(shipped, arch):
+    """`bench_precision.step_nll` (tunes fed token by token, side by side as one batch)
+    against the prefill's scores of each tune alone."""
+    from musegen.bench_precision import step_nll
+
+    m = shipped[arch][0]
+    tunes = [np.array(m.tokenizer.encode(p)[:300]) for p in EXAMPLES[:3]]
+    stepped = step_nll(m, tunes)
+    for tune, nll in zip(tunes, stepped, strict=True):
+        np.testing.assert_allclose(nll, m._token_nll(tune), rtol=1e-3, atol=1e-4)

@@ -62,7 +62,14 @@ from musegen.quantize import (
     read_for_model,
     snapped_onsets,
 )
-from musegen.runtime import DEFAULT_RUNTIME, Runtime, as_runtime, choose_runtime
+from musegen.runtime import (
+    DEFAULT_PRECISION,
+    DEFAULT_RUNTIME,
+    Runtime,
+    as_runtime,
+    choose_precision,
+    choose_runtime,
+)
 from musegen.tokens.grammar import Phase
 from musegen.tokens.tokenizer import Tokenizer
 
@@ -123,10 +130,15 @@ class MuseGen:
     def arch(self) -> str:
         return self.config["arch"]
 
+    @property
+    def precision(self) -> str:
+        """The arithmetic the model runs in: "float32" or "int8" (`musegen.runtime`)."""
+        return getattr(self.runtime, "precision", "float32")
+
     def __repr__(self) -> str:
         return (
             f"MuseGen({self.name!r}, arch={self.arch}, parameters={self.config['parameters']:,}, "
-            f"runtime={self.runtime.name})"
+            f"runtime={self.runtime.name}, precision={self.precision})"
         )
 
     # ------------------------------------------------------------------ preparing
@@ -670,6 +682,7 @@ def load(
     *,
     runtime: str = DEFAULT_RUNTIME,
     threads: int | None = None,
+    precision: str = DEFAULT_PRECISION,
 ) -> MuseGen:
     """Load a shipped model (``"lstm"``, ``"transformer"``, ``"mamba"``) or a checkpoint dir.
 
@@ -681,15 +694,21 @@ def load(
     leaves the runtime's own setting alone). With torch the setting is process-wide. Unless
     it is set, ONNX Runtime reads the primer (the prefill) with 2 threads
     (`musegen.options.prefill_threads`).
+    ``precision`` (ONNX Runtime): "int8" runs the weight products in 8 bits (several times
+    faster steps on a CPU, bits per note within a fraction of a percent), "float32" the
+    model as trained, "auto" int8 where the checkpoint has int8 graphs (`musegen.runtime`).
     """
     n = generation_threads(threads)
     path = ckpt.resolve(name_or_dir)
     kind = choose_runtime(runtime, path, str(device))
+    bits = choose_precision(precision, kind, path)
     if kind == "onnx":
         from musegen.runtime.onnx_runtime import OnnxRuntime
 
         tokenizer, config = ckpt.read_checkpoint(path)
-        runtime = OnnxRuntime(path, threads=n, prefill_threads=prefill_threads(threads))
+        runtime = OnnxRuntime(
+            path, threads=n, prefill_threads=prefill_threads(threads), precision=bits
+        )
         return MuseGen(runtime, tokenizer, config, str(name_or_dir))
     import torch
 

@@ -14,6 +14,12 @@ Two runtimes implement them:
 
 ``"auto"`` (the default) picks ONNX Runtime when it is installed and the checkpoint has
 graphs, else torch.
+
+Precision (ONNX Runtime only): ``"float32"`` runs the graphs as the model was trained;
+``"int8"`` runs the int8 graphs, whose weight products use 8-bit weights made at load
+(`musegen.runtime.int8`): on the 2-core EPYC, steps 1.3x (Transformer) to 3.5x (LSTM) faster
+for at most +0.07% bits per note on held-out music (`python -m musegen.bench_precision`).
+``"auto"`` (the default) is int8 where the checkpoint has int8 graphs, else float32.
 """
 
 from __future__ import annotations
@@ -26,8 +32,20 @@ from musegen.runtime.base import Runtime
 
 RUNTIMES: tuple[str, ...] = ("auto", "onnx", "torch")
 DEFAULT_RUNTIME = "auto"
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "int8")
+DEFAULT_PRECISION = "auto"
 
-__all__ = ["DEFAULT_RUNTIME", "RUNTIMES", "Runtime", "as_runtime", "choose_runtime", "installed"]
+__all__ = [
+    "DEFAULT_PRECISION",
+    "DEFAULT_RUNTIME",
+    "PRECISIONS",
+    "RUNTIMES",
+    "Runtime",
+    "as_runtime",
+    "choose_precision",
+    "choose_runtime",
+    "installed",
+]
 
 
 def installed(module: str) -> bool:
@@ -38,11 +56,11 @@ def installed(module: str) -> bool:
         return False
 
 
-def has_graphs(directory: Path) -> bool:
-    """Whether a checkpoint directory holds exported graphs."""
-    from musegen.runtime.onnx_runtime import PREFILL, STEP
+def has_graphs(directory: Path, precision: str = "float32") -> bool:
+    """Whether a checkpoint directory holds exported graphs of a precision."""
+    from musegen.runtime.onnx_runtime import graph_files
 
-    return (directory / PREFILL).is_file() and (directory / STEP).is_file()
+    return all((directory / name).is_file() for name in graph_files(precision))
 
 
 def choose_runtime(runtime: str, directory: Path, device: str = "cpu") -> str:
@@ -81,6 +99,30 @@ def choose_runtime(runtime: str, directory: Path, device: str = "cpu") -> str:
             "runtime 'torch' needs PyTorch: pip install torch (or use runtime='onnx')"
         )
     return "torch"
+
+
+def choose_precision(precision: str, runtime: str, directory: Path) -> str:
+    """ "float32" or "int8" for a checkpoint on the chosen ``runtime`` ("onnx" or "torch"):
+    ``precision`` checked, "auto" resolved.
+
+    Raises `ConfigError` when the asked-for precision cannot run, saying what to do."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+    if runtime == "torch":
+        if precision == "int8":
+            raise ConfigError(
+                "precision 'int8' runs on ONNX Runtime: use runtime 'onnx' or 'auto' (or "
+                "precision 'float32' with torch)"
+            )
+        return "float32"
+    if precision == "auto":
+        return "int8" if has_graphs(directory, "int8") else "float32"
+    if not has_graphs(directory, precision):
+        raise ConfigError(
+            f"{directory} has no {precision} graphs: run `musegen export {directory}` "
+            "(with this musegen version) first"
+        )
+    return precision
 
 
 def as_runtime(model: object) -> Runtime:

@@ -129,7 +129,8 @@ class _TransformerGraph(_Graph):
 
 class TransformerPrefill(_TransformerGraph):
     def forward(self, tokens: Tensor) -> tuple[Tensor, ...]:  # (1, T), T <= max_seq_len
-        """-> logits (1, T, V), keys (1, H, T, Dh) per layer, values per layer, pos (1,)."""
+        """-> logits (1, T, V), keys (1, H, Dh, T) per layer (transposed, as the step reads
+        them), values (1, H, T, Dh) per layer, pos (1,)."""
         model = self.model
         x = model.embed(tokens)  # (1, T, D)
         pos = torch.arange(tokens.size(1))  # (T,)
@@ -139,7 +140,7 @@ class TransformerPrefill(_TransformerGraph):
             q, k, v = _heads(self, block, x, rotation, (1, -1))
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (1, H, T, Dh)
             x = _block_out(block, x, y, (1, -1))
-            ks.append(k)
+            ks.append(k.transpose(-1, -2))
             vs.append(v)
         logits = F.linear(model.norm(x), model.embed.weight)  # (1, T, V)
         return logits, *ks, *vs, pos[-1:] + 1
@@ -148,32 +149,35 @@ class TransformerPrefill(_TransformerGraph):
 class TransformerStep(_TransformerGraph):
     """One token against a ring buffer of keys and values that the graph only reads.
 
-    The caches (B, H, W, Dh) per layer hold position p in slot p % W, as the eager step's.
-    A graph cannot update its input in place, and returning a new cache would copy it every
-    step; so the step returns only the new token's keys and values (B, H, Dh) per layer, and
-    the runtime writes them into slot ``pos % W`` (`musegen.runtime.onnx_runtime`). The new
-    token sees the filled slots except the one it is about to overwrite (position pos - W,
-    out of the window), and itself.
+    The caches hold position p in slot p % W, as the eager step's: keys (B, H, Dh, W),
+    transposed so that both products of a step are a row against a matrix read in order,
+    values (B, H, W, Dh). A graph cannot update its input in place, and returning a new cache
+    would copy it every step; so the step returns only the new token's keys and values
+    (B, H, Dh) per layer, and the runtime writes them into slot ``pos % W``
+    (`musegen.runtime.onnx_runtime`). The new token sees the filled slots except the one it
+    is about to overwrite (position pos - W, out of the window), and itself.
     """
 
     def forward(self, token: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        """token (B,), keys (B, H, W, Dh) per layer, values per layer, pos (1,)."""
+        """token (B,), keys (B, H, Dh, W) per layer, values (B, H, W, Dh) per layer,
+        pos (1,)."""
         model, W, L = self.model, self.model.config.max_seq_len, self.model.config.n_layers
         keys, values, pos = state[:L], state[L : 2 * L], state[2 * L]
         x = model.embed(token)[:, None]  # (B, 1, D)
         scale = model.config.head_dim**-0.5
-        slots = torch.arange(W)[:, None]  # (W, 1)
+        slots = torch.arange(W)  # (W,)
         hidden = (slots >= pos) | (slots == pos % W)  # empty, or leaving the window
+        mask = torch.zeros(W).masked_fill(hidden, -math.inf)  # (W,), added to every layer's
         rotation = _rotation(model, pos)
         ks, vs = [], []
         for block, k_cache, v_cache in zip(model.blocks, keys, values, strict=True):
             q, k_new, v_new = _heads(self, block, x, rotation, (-1, 1))  # (B, H, 1, Dh)
             q = q * scale
-            cached = (k_cache @ q.transpose(-1, -2)).masked_fill(hidden, -math.inf)  # (B,H,W,1)
+            cached = q @ k_cache + mask  # (B, H, 1, W)
             own = (q * k_new).sum(-1, keepdim=True)  # (B, H, 1, 1)
-            weights = torch.softmax(torch.cat([cached, own], dim=2), dim=2)  # (B, H, W+1, 1)
-            y = weights[:, :, :W].transpose(-1, -2) @ v_cache + weights[:, :, W:] * v_new
-            x = _block_out(block, x, y, (-1, 1))  # y (B, H, 1, Dh)
+            weights = torch.softmax(torch.cat([cached, own], dim=-1), dim=-1)  # (B,H,1,W+1)
+            y = weights[..., :W] @ v_cache + weights[..., W:] * v_new  # (B, H, 1, Dh)
+            x = _block_out(block, x, y, (-1, 1))
             ks.append(k_new[:, :, 0])
             vs.append(v_new[:, :, 0])
         logits = F.linear(model.norm(x[:, 0]), model.embed.weight)  # (B, V)

@@ -4,6 +4,14 @@
 the checkpoint's ``model.safetensors`` as ONNX external data, so opening a graph needs nothing
 but the checkpoint directory. The state is a dict of NumPy arrays named as the graphs' inputs.
 
+Two precisions: "float32" runs those graphs, the reference; "int8" runs ``prefill.int8.onnx``
+and ``step.int8.onnx``, the same graphs with their weight products in 8 bits, the int8
+weights made from the float32 ones when the graph is opened (`musegen.runtime.int8`).
+
+The last few prefills are kept (``PREFILL_CACHE``): a musician who asks again for the same
+clip (another continuation, other settings) does not wait for its primer to be read again.
+``forget()`` empties the cache; ``prefill_cache=0`` turns it off.
+
 Thread pools: ONNX Runtime's workers spin while they wait for work by default, which on a busy
 2-core machine multiplies a step's latency; spinning is switched off. A batch-1 step runs on
 ``threads`` intra-op threads (1 unless told otherwise, `musegen.options.generation_threads`),
@@ -15,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,9 +31,20 @@ import numpy as np
 
 from musegen.errors import CheckpointError
 
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2  # 2: the Transformer's keys transposed in their ring (ring_axis)
 PREFILL, STEP = "prefill.onnx", "step.onnx"
 WEIGHTS = "model.safetensors"
+PRECISIONS: tuple[str, ...] = ("float32", "int8")
+
+
+def graph_files(precision: str = "float32") -> tuple[str, str]:
+    """The prefill and step graphs' file names for a precision."""
+    if precision == "float32":
+        return PREFILL, STEP
+    return tuple(name.replace(".onnx", f".{precision}.onnx") for name in (PREFILL, STEP))
+
+
+PREFILL_CACHE = 4  # prefills kept per runtime (a few MB each at most)
 
 State = dict[str, np.ndarray]
 
@@ -67,15 +87,24 @@ class OnnxRuntime:
     name = "onnx"
 
     def __init__(
-        self, directory: str | Path, threads: int = 1, prefill_threads: int | None = None
+        self,
+        directory: str | Path,
+        threads: int = 1,
+        prefill_threads: int | None = None,
+        precision: str = "float32",
+        prefill_cache: int = PREFILL_CACHE,
     ) -> None:
         import onnxruntime as ort
 
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS} (got {precision!r})")
         directory = Path(directory)
+        self.precision = precision
         _, _, header_hash = safetensors_header(directory / WEIGHTS)
+        prefill_file, step_file = graph_files(precision)
         options = {
-            PREFILL: session_options(prefill_threads or threads),
-            STEP: session_options(threads),
+            prefill_file: session_options(prefill_threads or threads),
+            step_file: session_options(threads),
         }
 
         def open_graph(name: str):  # -> onnxruntime.InferenceSession
@@ -90,9 +119,9 @@ class OnnxRuntime:
                 ) from e
 
         with ThreadPoolExecutor(2) as pool:  # ONNX Runtime builds sessions without the GIL
-            graphs = (PREFILL, STEP)
-            self.sessions = dict(zip(graphs, pool.map(open_graph, graphs), strict=True))
-        for name, session in self.sessions.items():
+            graphs = (prefill_file, step_file)
+            sessions = dict(zip(graphs, pool.map(open_graph, graphs), strict=True))
+        for name, session in sessions.items():
             meta = {
                 k.removeprefix("musegen."): json.loads(v)
                 for k, v in session.get_modelmeta().custom_metadata_map.items()
@@ -103,30 +132,61 @@ class OnnxRuntime:
                     f"{directory / name} was written by another musegen version; run "
                     f"`musegen export {directory}` again"
                 )
+            if meta.get("precision", "float32") != precision:
+                raise CheckpointError(
+                    f"{directory / name} does not hold {precision} graphs; run "
+                    f"`musegen export {directory}` again"
+                )
             stale = meta.get("model_config_sha256") != model_config_hash(directory)
             if meta.get("weights_header_sha256") != header_hash or stale:
                 raise CheckpointError(
                     f"{directory / name} was exported for another model than the one in "
                     f"{directory}; run `musegen export {directory}` again"
                 )
+        self.prefill_session, self.step_session = sessions[prefill_file], sessions[step_file]
         self.spec: list[tuple[str, int | None]] = [tuple(s) for s in meta["state"]]
         self.names = [n for n, _ in self.spec]
         self.window: int | None = meta["window"]
         self.ring: list[str] = meta["ring"]  # caches the step returns one row of (see below)
+        self.ring_axis: dict[str, int] = meta.get("ring_axis") or {}  # each one's slot axis
         shapes = meta["prefill_state"]  # None: prefill starts empty (and takes <= window)
         self.empty = None if shapes is None else [np.zeros(s, np.float32) for s in shapes]
         self.chunk: int = meta.get("prefill_chunk") or 512  # tokens per prefill call
+        self.cache_size = prefill_cache
+        self._cache: OrderedDict[tuple[int, ...], tuple[np.ndarray, State]] = OrderedDict()
 
     def prefill(self, ids: list[int]) -> tuple[np.ndarray, State]:
+        """`Runtime.prefill`, from the cache when these ids were read lately (what comes
+        back is a copy either way: steps never touch what the cache holds)."""
+        if not self.cache_size:
+            return self.read(ids)
+        key = tuple(int(i) for i in ids)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
+            self._cache[key] = self.read(ids)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        logits, state = self._cache[key]
+        return logits.copy(), {name: a.copy() for name, a in state.items()}
+
+    def forget(self) -> None:
+        """Empty the prefill cache."""
+        self._cache.clear()
+
+    def read(self, ids: list[int]) -> tuple[np.ndarray, State]:
+        """The prefill graph over ``ids``, no cache: logits (T, V) and the state after them."""
         tokens = np.asarray([ids], dtype=np.int64)  # (1, T)
-        session = self.sessions[PREFILL]
+        session = self.prefill_session
         if self.empty is None:  # at most a window
             logits, *out = session.run(None, {"tokens": tokens})
             state = dict(zip(self.names, out, strict=True))
-            for name in self.ring:  # keys or values (1, H, T, Dh) into slots 0..T-1 of W
-                new = state[name]
-                state[name] = np.zeros((*new.shape[:2], self.window, new.shape[3]), np.float32)
-                state[name][:, :, : new.shape[2]] = new
+            for name in self.ring:  # keys or values of T positions into slots 0..T-1 of W
+                new, axis = state[name], self.ring_axis[name]
+                shape = list(new.shape)
+                shape[axis] = self.window
+                state[name] = np.zeros(shape, np.float32)
+                np.copyto(_slots(state[name], axis, slice(0, new.shape[axis])), new)
             return logits[0], state
         state, pieces = dict(zip(self.names, self.empty, strict=True)), []
         for i in range(0, max(len(ids), 1), self.chunk):  # long primers in pieces
@@ -143,11 +203,18 @@ class OnnxRuntime:
 
     def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         feed = {"token": np.asarray(tokens, dtype=np.int64)} | state
-        logits, *new = self.sessions[STEP].run(None, feed)
+        logits, *new = self.step_session.run(None, feed)
         if not self.ring:
             return logits, dict(zip(self.names, new, strict=True))
         slot = int(state["pos"][0]) % self.window  # each cache's new row (B, H, Dh) goes here
-        for name, row in zip(self.ring, new, strict=True):
-            state[name][:, :, slot] = row
+        for name, row in zip(self.ring, new, strict=True):  # (B, H, Dh) each
+            _slots(state[name], self.ring_axis[name], slot)[...] = row
         state["pos"] = state["pos"] + 1
         return logits, state
+
+
+def _slots(cache: np.ndarray, axis: int, which: int | slice) -> np.ndarray:
+    """A view of ``cache`` at slot(s) ``which`` of its slot ``axis``."""
+    index: list[int | slice] = [slice(None)] * cache.ndim
+    index[axis] = which
+    return cache[tuple(index)]
