@@ -90,6 +90,7 @@ def test_most_real_files_read(real_midis: list[Path]) -> None:
 @pytest.mark.skipif(not midi.using_symusic(), reason="symusic not installed")
 @pytest.mark.parametrize("path", READABLE, ids=ids(READABLE))
 def test_reference_parser_agrees_with_symusic(path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(midi, "SMALL_FILE", 0)  # symusic for every file
     fast = read_score(path)
     monkeypatch.setattr(midi, "_symusic", None)
     slow = read_score(path)
@@ -439,3 +440,25 @@ def test_rescale_matches_reading_at_the_coarser_grid(real_midis):
         ]
         checked += 1
     assert checked >= 20
+
+
+@pytest.mark.skipif(not midi.using_symusic(), reason="symusic not installed")
+def test_symusic_is_imported_only_for_a_large_file(tmp_path: Path) -> None:
+    """A fresh process reading a short clip never pays for importing symusic; a file over
+    SMALL_FILE bytes brings it in, and from then on it reads every file."""
+    import subprocess
+    import sys
+
+    small = tmp_path / "small.mid"
+    small.write_bytes(smf([note(0, 60, 96) + note(96, 62, 96)]))
+    big = tmp_path / "big.mid"
+    big.write_bytes(smf([b"".join(note(24, 60 + i % 12, 24) for i in range(3000))]))
+    assert small.stat().st_size < midi.SMALL_FILE < big.stat().st_size
+    code = (
+        "import sys; from musegen import midi; "
+        f"midi.read_score({str(small)!r}); print('symusic' in sys.modules); "
+        f"midi.read_score({str(big)!r}); print('symusic' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
