@@ -1,7 +1,7 @@
 """`musegen bench`: how fast musegen is on this machine, next to what users would pick instead.
 
 One run measures, at batch 1 unless said otherwise, each figure per runtime (`musegen.runtime`:
-ONNX Runtime and torch eager, those installed) side by side:
+ONNX Runtime in int8 and in float32, and torch eager, those installed) side by side:
 
 - ``generate_tokens_per_s``: the sampling loop of each shipped model (grammar masks, top-p,
   everything a real continuation does), and ``hf_generate_tokens_per_s``: Hugging Face
@@ -10,13 +10,16 @@ ONNX Runtime and torch eager, those installed) side by side:
   both continue the same 16-bar primer;
 - ``step_ms_at_position``: one decoder step after ~64 and ~4000 tokens (`bench_models.step_ms`);
 - ``continue_ms``: an 8-bar continuation of a 16-bar primer end to end (parse the file,
-  generate, write the output file), per model, and 4 variations at once; and
+  generate, write the output file), per model: of a clip new to the model, of the same clip
+  again (ONNX Runtime keeps its last prefills), and 4 variations at once; and
   ``continue_ms_busy_core``: the single continuation again while another process keeps one
   core busy (a DAW playing, a second job);
 - ``fresh_process_s``: a new process running ``musegen --help``, and ``musegen generate``
   (process start to file written, the default model);
 - ``train_tokens_per_s``: forward + backward + AdamW step at batch 16 x 512;
-- ``tokenize_files_per_s``: musegen and MidiTok REMI on the same files (MidiTok when installed).
+- ``tokenize_files_per_s``: musegen and MidiTok REMI on the same files (MidiTok when installed);
+- ``installed_mb``: what ``pip install musegen`` puts on disk, musegen and every package its
+  own requirements pull in (no extras: no torch), per package as installed here.
 
 Every figure is the median of several runs with its spread (min, max). The 16-bar primer is
 composed by the shipped Mamba model from a fixed seed, so the benchmark needs no corpus. This is
@@ -157,23 +160,31 @@ def hf_generate_speed(hf: dict, prompt: list[int], new_tokens: int, repeats: int
 def continue_time(
     models: dict, primer: bytes, bars: int, repeats: int, tmp: Path, four: bool = True
 ) -> dict:
-    """End-to-end ms: MIDI file in, ``bars``-bar continuation written out; and (``four``)
-    4 variations at once."""
+    """End-to-end ms: MIDI file in, ``bars``-bar continuation written out, the clip new to
+    the model (``one``); and (``four``) the same clip again, its prefill kept by ONNX
+    Runtime (``again``), and 4 variations at once of a new clip."""
     path = tmp / "primer.mid"
     path.write_bytes(primer)
     out = {}
     for name, m in models.items():
         seeds = iter(range(10**6))
+        forget = getattr(m.runtime, "forget", lambda: None)
 
-        def one(m=m, seeds=seeds) -> None:
+        def one(m=m, seeds=seeds, forget=forget) -> None:
+            forget()
             m.continue_midi(path, bars=bars, seed=next(seeds)).write(str(tmp / "out.mid"))
 
-        def four_at_once(m=m, seeds=seeds) -> None:
+        def again(m=m, seeds=seeds) -> None:
+            m.continue_midi(path, bars=bars, seed=next(seeds)).write(str(tmp / "out.mid"))
+
+        def four_at_once(m=m, seeds=seeds, forget=forget) -> None:
+            forget()
             for i, pm in enumerate(m.variations(path, n=4, bars=bars, seed=next(seeds))):
                 pm.write(str(tmp / f"out_{i}.mid"))
 
         out[name] = {"one": spread([1e3 * s for s in _timed(one, repeats)])}
         if four:
+            out[name]["again"] = spread([1e3 * s for s in _timed(again, repeats)])
             out[name]["four_variations"] = spread([1e3 * s for s in _timed(four_at_once, repeats)])
     return out
 
@@ -224,7 +235,7 @@ def plot_step_costs(costs: dict, path: str | Path) -> None:
     for runtime, by_model in costs.items():
         for i, (name, by_pos) in enumerate(by_model.items()):
             xs = [int(p) for p in by_pos]
-            style = "-" if runtime == "onnx" else "--"  # a colour per model, a line per runtime
+            style = {"onnx int8": "-", "onnx fp32": ":"}.get(runtime, "--")  # colour: model
             ax.plot(
                 xs,
                 list(by_pos.values()),
@@ -284,9 +295,58 @@ def _tokenize_files(tmp: Path, quick: bool) -> list[Path]:
     return files
 
 
+# What the bench's columns are: label -> (runtime, precision) for `musegen.load`.
+RUNTIME_COLUMNS: dict[str, tuple[str, str]] = {
+    "onnx int8": ("onnx", "int8"),
+    "onnx fp32": ("onnx", "float32"),
+    "torch": ("torch", "float32"),
+}
+
+
+def installed_size(root: str = "musegen") -> dict[str, float]:
+    """MB on disk of ``root`` and every distribution its requirements pull in, extras left
+    out, as installed here (files listed in each distribution's RECORD; musegen itself: its
+    package and shipped models), largest first."""
+    import re
+    from importlib import metadata
+
+    found: dict[str, Any] = {}
+    todo = [root]
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in found:
+            continue
+        try:
+            found[name] = dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        for requirement in dist.requires or []:
+            if "extra ==" not in requirement:  # only what a plain install pulls in
+                todo.append(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0])
+
+    def megabytes(dist: Any) -> float:
+        total = 0
+        for f in dist.files or []:
+            with contextlib.suppress(OSError):
+                total += dist.locate_file(f).stat().st_size
+        return total / 1e6
+
+    sizes = {name: megabytes(dist) for name, dist in found.items()}
+    if root == "musegen":  # itself: the package and its shipped models, however installed
+        from musegen.checkpoint import SHIPPED_DIR
+
+        folders = [Path(__file__).parent, SHIPPED_DIR]
+        files = [
+            f for d in folders for f in d.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+        ]
+        sizes[root] = sum(f.stat().st_size for f in files) / 1e6
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+
+
 def available_runtimes() -> list[str]:
-    """The runtimes installed here, ONNX Runtime first."""
-    return [rt for rt, module in (("onnx", "onnxruntime"), ("torch", "torch")) if installed(module)]
+    """The runtime columns installed here (`RUNTIME_COLUMNS`), ONNX Runtime first."""
+    modules = {"onnx": "onnxruntime", "torch": "torch"}
+    return [c for c, (rt, _) in RUNTIME_COLUMNS.items() if installed(modules[rt])]
 
 
 def cpu_model() -> str:
@@ -359,14 +419,17 @@ def run(
             "cpu": cpu_model(),
             "cpus": os.cpu_count(),
             "threads": generation_threads(threads),
-            "runtimes": {rt: _version(rt) for rt in runtimes},
+            "runtimes": {rt: _version(RUNTIME_COLUMNS[rt][0]) for rt in runtimes},
         },
         "quick": quick,
     }
     progress(f"loading the shipped models ({', '.join(runtimes)})")
     models = {
-        rt: {name: musegen.load(name, runtime=rt, threads=threads) for name in ARCHITECTURES}
-        for rt in runtimes
+        column: {
+            name: musegen.load(name, runtime=rt, precision=bits, threads=threads)
+            for name in ARCHITECTURES
+        }
+        for column, (rt, bits) in ((c, RUNTIME_COLUMNS[c]) for c in runtimes)
     }
     first = models[runtimes[0]]
     if primer_file is not None:
@@ -405,7 +468,7 @@ def run(
         progress("fresh processes")
         (tmp / "primer.mid").write_bytes(primer)
         result["fresh_process_s"] = fresh_process(tmp / "primer.mid", bars, repeats, tmp)
-        if "torch" in runtimes:
+        if installed("torch"):
             progress("training speed")
             batch, length = (2, 64) if quick else (16, 512)
             vocab = first["mamba"].tokenizer.vocab_size
@@ -415,6 +478,7 @@ def run(
             result["train_tokens_per_s"]["batch"] = [batch, length]
         else:
             result["train_tokens_per_s"] = None
+        result["installed_mb"] = installed_size()
         progress("tokenizing speed")
         files = _tokenize_files(tmp, quick)
         result["tokenize_files_per_s"] = tokenize_speed(files, 1 if quick else 5)
@@ -434,7 +498,7 @@ def _fmt(s: dict, digits: int = 0) -> str:
 def table(r: dict) -> str:
     """The result as a plain-text report (medians with min-max)."""
     m = r["machine"]
-    versions = ", ".join(f"{rt} {v}" for rt, v in m["runtimes"].items())
+    versions = ", ".join(sorted({f"{rt.split()[0]} {v}" for rt, v in m["runtimes"].items()}))
     lines = [
         f"musegen bench: {m['cpu']}, {m['cpus']} CPUs; {versions}; {m['threads']} generation "
         "thread(s)" + (" (quick mode)" if r["quick"] else ""),
@@ -448,23 +512,27 @@ def table(r: dict) -> str:
         for name, s in by_model.items():
             rival = hf.get(rivals[name])
             vs = f"   {s['median'] / rival['median']:.1f}x HF {rivals[name]}" if rival else ""
-            lines.append(f"  {name:<12} {rt:<6} {_fmt(s):>24}{vs}")
+            lines.append(f"  {name:<12} {rt:<9} {_fmt(s):>24}{vs}")
     for name, s in hf.items():
-        lines.append(f"  HF {name:<16} {_fmt(s):>24}   ({s['parameters']:,} parameters)")
+        lines.append(f"  HF {name:<19} {_fmt(s):>24}   ({s['parameters']:,} parameters)")
     if not hf:
         lines.append("  (Hugging Face: pip install 'musegen[bench]' to compare)")
     lines += ["", "step ms at position"]
     for rt, by_model in r["step_ms_at_position"].items():
         for name, by_pos in by_model.items():
             cells = "  ".join(f"@{p}: {ms:.3f}" for p, ms in by_pos.items())
-            lines.append(f"  {name:<12} {rt:<6} {cells}")
-    lines += ["", "continuation end to end, ms (parse, generate, write)"]
+            lines.append(f"  {name:<12} {rt:<9} {cells}")
+    lines += [
+        "",
+        "continuation end to end, ms (parse, generate, write): a new clip; the same clip "
+        "again; 4 variations; a new clip with a core busy",
+    ]
     for rt, by_model in r["continue_ms"].items():
         for name, c in by_model.items():
             busy = r["continue_ms_busy_core"][rt][name]
             lines.append(
-                f"  {name:<12} {rt:<6} one: {_fmt(c['one'])}   4 variations: "
-                f"{_fmt(c['four_variations'])}   one, a core busy: {_fmt(busy)}"
+                f"  {name:<12} {rt:<9} new: {_fmt(c['one'])}   again: {_fmt(c['again'])}   "
+                f"4 variations: {_fmt(c['four_variations'])}   busy: {_fmt(busy)}"
             )
     f = r["fresh_process_s"]
     lines += [
@@ -479,6 +547,13 @@ def table(r: dict) -> str:
         for name, s in r["train_tokens_per_s"].items():
             if name != "batch":
                 lines.append(f"  {name:<12} {_fmt(s):>24}")
+    sizes = r["installed_mb"]
+    top = ", ".join(f"{n} {mb:.1f}" for n, mb in list(sizes.items())[:4])
+    lines += [
+        "",
+        f"installed without torch: {sum(sizes.values()):.0f} MB in {len(sizes)} packages "
+        f"({top}, ...)",
+    ]
     tk = r["tokenize_files_per_s"]
     lines += ["", f"tokenizing files/s ({tk['files']} files)"]
     for name, v in tk.items():

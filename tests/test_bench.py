@@ -19,6 +19,7 @@ KEYS = [
     "fresh_process_s",
     "train_tokens_per_s",
     "tokenize_files_per_s",
+    "installed_mb",
 ]
 
 
@@ -29,8 +30,9 @@ def test_bench_quick_json_has_every_key(capsys, tmp_path):
     r = json.loads(capsys.readouterr().out)
     for key in KEYS:
         assert key in r
-    assert set(r["generate_tokens_per_s"]) == {"onnx", "torch"}  # the runtimes, side by side
-    for runtime in ("onnx", "torch"):
+    columns = {"onnx int8", "onnx fp32", "torch"}  # the runtimes, side by side
+    assert set(r["generate_tokens_per_s"]) == columns
+    for runtime in columns:
         for name in ARCHITECTURES:
             s = r["generate_tokens_per_s"][runtime][name]
             assert 0 < s["min"] <= s["median"] <= s["max"]
@@ -38,6 +40,7 @@ def test_bench_quick_json_has_every_key(capsys, tmp_path):
             assert set(steps) == {"8", "40"} and all(ms > 0 for ms in steps.values())
             c = r["continue_ms"][runtime][name]
             assert c["one"]["median"] > 0 and c["four_variations"]["median"] > 0
+            assert c["again"]["median"] > 0
             assert r["continue_ms_busy_core"][runtime][name]["median"] > 0
     for name in ARCHITECTURES:
         assert r["train_tokens_per_s"][name]["median"] > 0
@@ -49,6 +52,14 @@ def test_bench_quick_json_has_every_key(capsys, tmp_path):
     assert plot.read_bytes()[:4] == b"\x89PNG"
     text = bench.table(r)  # the table prints from the same figures
     assert "generation tokens/s" in text and "tokenizing files/s" in text
+
+
+def test_installed_size_counts_what_a_plain_install_pulls_in():
+    sizes = bench.installed_size()
+    assert {"musegen", "numpy", "onnxruntime", "mido"} <= set(sizes)
+    assert "torch" not in sizes and "gradio" not in sizes  # extras stay out
+    assert all(mb >= 0 for mb in sizes.values()) and sizes["numpy"] > 1
+    assert list(sizes.values()) == sorted(sizes.values(), reverse=True)
 
 
 def test_bench_bad_threads_is_exit_2(capsys):
