@@ -230,7 +230,7 @@ def plot_step_costs(costs: dict, path: str | Path) -> None:
     """Step ms against position, one line per model, as a PNG (needs matplotlib)."""
     from musegen.render import new_figure
 
-    fig = new_figure((6, 3.6))
+    fig = new_figure((8, 3.6))
     ax = fig.subplots()
     for runtime, by_model in costs.items():
         for i, (name, by_pos) in enumerate(by_model.items()):
@@ -249,7 +249,7 @@ def plot_step_costs(costs: dict, path: str | Path) -> None:
     ax.set_ylabel("ms per step, batch 1")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(ncol=2, fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the lines
     ax.set_title("Cost of one generation step against position", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
@@ -310,6 +310,8 @@ def installed_size(root: str = "musegen") -> dict[str, float]:
     import re
     from importlib import metadata
 
+    from packaging.requirements import Requirement  # onnxruntime's and mido's requirement
+
     found: dict[str, Any] = {}
     todo = [root]
     while todo:
@@ -320,9 +322,11 @@ def installed_size(root: str = "musegen") -> dict[str, float]:
             found[name] = dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
-        for requirement in dist.requires or []:
-            if "extra ==" not in requirement:  # only what a plain install pulls in
-                todo.append(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0])
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            marker = requirement.marker
+            if marker is None or marker.evaluate({"extra": ""}):  # a plain install, here
+                todo.append(requirement.name)
 
     def megabytes(dist: Any) -> float:
         total = 0
