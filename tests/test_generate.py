@@ -317,3 +317,14 @@ def test_cli_threads_errors_are_one_line(tmp_path):
         timeout=120,
     )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "threads" in r.stderr
+
+
+def test_the_primer_keeps_the_grammar_state_it_ends_in(model, primer):
+    """`prepare` keeps the state after the context, so generating and decoding need not walk
+    the primer again: it is the state a walk from the start reaches."""
+    prepared = model.prepare(primer)
+    assert prepared.state == model.tokenizer.grammar().walk(prepared.context)
+    scratch = model.prepare(None)
+    assert scratch.state is None
+    tok = model.tokenizer
+    assert scratch.grammar_state(tok) == tok.grammar().walk([tok.bos_id])

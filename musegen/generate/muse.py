@@ -70,7 +70,7 @@ from musegen.runtime import (
     choose_precision,
     choose_runtime,
 )
-from musegen.tokens.grammar import Phase
+from musegen.tokens.grammar import GrammarState, Phase
 from musegen.tokens.tokenizer import Tokenizer
 
 
@@ -89,6 +89,11 @@ class Primer:
     snap: Grid | None = None  # that grid
     source: Any = None  # the source, readable again (infilling gives back its other tracks)
     track: int | None = None  # the track the model read (None: every non-drum track)
+    state: GrammarState | None = None  # the grammar after ``context`` (None: walk it)
+
+    def grammar_state(self, tok: Tokenizer) -> GrammarState:
+        """The grammar state after ``context``: kept from `MuseGen.prepare`, else walked."""
+        return self.state if self.state is not None else tok.grammar().walk(self.context)
 
     @property
     def start_seconds(self) -> float:
@@ -170,17 +175,30 @@ class MuseGen:
                 "with a melody, or no file to compose from scratch"
             )
         context = tok.encode_score(grid, add_eos=False)
-        state = tok.grammar().walk(context)
+        grammar = tok.grammar()
+        state = grammar.walk(context)
         # Open bars until the one where the primer's last note has ended.
         bars_to_open = max(1, -(-(grid.end - state.bar_start) // state.bar_ticks))
         context += [tok.bar_id] * bars_to_open
+        opened = grammar.walk([tok.bar_id] * bars_to_open, state)
         start = state.bar_start + bars_to_open * state.bar_ticks
         tempo = next(q for t, q in reversed(grid.tempos) if t <= start)
         velocity = int(statistics.median(n.velocity for n in grid.notes))
         metre = tok.time_signatures[state.timesig]
         quantized = used.name if used is not None else None
         return Primer(
-            grid, fine, context, start, metre, tempo, velocity, quantized, used, source, track
+            grid,
+            fine,
+            context,
+            start,
+            metre,
+            tempo,
+            velocity,
+            quantized,
+            used,
+            source,
+            track,
+            opened,
         )
 
     def key_of(self, primer: Primer) -> Key:
@@ -235,6 +253,7 @@ class MuseGen:
             constraints=constraints,
             sampling=sampling,
             seed=seed,
+            start=primer.grammar_state(self.tokenizer),
             stop=stop,
         )
 
@@ -244,7 +263,8 @@ class MuseGen:
         """Primer (unchanged) + the decoded continuation, as a PrettyMIDI."""
         tok = self.tokenizer
         decoded = tok.decode_score(primer.context + ids)
-        end = _last_bar_end(tok, primer.context + ids)  # notes ring until the last bar line
+        state = tok.grammar().walk(ids, primer.grammar_state(tok))
+        end = state.bar_start + state.bar_ticks  # notes ring until the last bar line
         new = [
             replace(n, duration=min(n.duration, end - n.start))
             for n in decoded.notes
@@ -579,7 +599,7 @@ class MuseGen:
         seed = sampling.pop("seed", None)
         spq = 60.0 / primer.tempo / tok.ticks_per_quarter  # seconds per grid tick
         grammar = tok.grammar()
-        state = grammar.walk(primer.context)
+        state = primer.grammar_state(tok)
         pending: list[tuple[int, int]] = []  # (end tick, pitch) of sounding notes
         clock = primer.start  # tick of the last message sent
         for _, token in generate_iter(
@@ -590,6 +610,7 @@ class MuseGen:
             constraints=constraints,
             sampling=Sampling(**sampling),
             seed=seed,
+            start=state,
         ):
             state = grammar.advance(state, token)
             if state.phase != Phase.DUR:
@@ -668,12 +689,6 @@ def _nll_from_logits(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     top = logits.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
     return log_z - logits[np.arange(len(targets)), targets]
-
-
-def _last_bar_end(tok: Tokenizer, ids: list[int]) -> int:
-    """Grid tick where the last bar of a token sequence ends."""
-    state = tok.grammar().walk(ids)
-    return state.bar_start + state.bar_ticks
 
 
 def load(
