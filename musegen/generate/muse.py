@@ -709,8 +709,8 @@ def load(
     leaves the runtime's own setting alone). With torch the setting is process-wide. Unless
     it is set, ONNX Runtime reads the primer (the prefill) with 2 threads
     (`musegen.options.prefill_threads`).
-    ``precision`` (ONNX Runtime): "int8" runs the weight products in 8 bits (several times
-    faster steps on a CPU, bits per note within a fraction of a percent), "float32" the
+    ``precision`` (ONNX Runtime): "int8" runs the weight products in 8 bits (1.5-3x
+    faster steps on a CPU, bits per note within a tenth of a percent), "float32" the
     model as trained, "auto" int8 where the checkpoint has int8 graphs (`musegen.runtime`).
     """
     n = generation_threads(threads)

@@ -17,8 +17,9 @@ graphs, else torch.
 
 Precision (ONNX Runtime only): ``"float32"`` runs the graphs as the model was trained;
 ``"int8"`` runs the int8 graphs, whose weight products use 8-bit weights made at load
-(`musegen.runtime.int8`): on the 2-core EPYC, steps 1.3x (Transformer) to 3.5x (LSTM) faster
-for at most +0.07% bits per note on held-out music (`python -m musegen.bench_precision`).
+(`musegen.runtime.int8`): in `musegen bench` on the 2-core EPYC, steps 1.5x (Transformer) to
+3.0x (LSTM) faster than float32, for at most +0.07% bits per note on held-out music
+(`python -m musegen.bench_precision`).
 ``"auto"`` (the default) is int8 where the checkpoint has int8 graphs, else float32.
 """
 

@@ -145,7 +145,6 @@ def export(directory: str | Path) -> list[Path]:
         "arch": arch,
         "state": spec,
         "window": window,
-        "ring": list(ring),
         "ring_axis": ring,
         "prefill_state": [list(t.shape) for t in initial] if initial else None,
         "prefill_chunk": PREFILL_CHUNK.get(arch),

@@ -16,7 +16,8 @@ input with a weight matrix W (a ``MatMul`` against ``Transpose(W)``, or a ``Gemm
 
 Every node of the first two lines reads only initializers, so ONNX Runtime's constant folding
 computes them when it opens the graph: the int8 weights are made from ``model.safetensors``
-at load (a few ms), and the float32 copies that nothing else reads are dropped.
+at load (up to 50 ms more per shipped model on the 2-core EPYC), and the float32 copies that
+nothing else reads are dropped.
 
 The float32 graphs stay the reference (`musegen.runtime.onnx_runtime`); the difference in
 bits per note is measured by ``python -m musegen.bench_precision``.

@@ -148,8 +148,9 @@ class OnnxRuntime:
         self.spec: list[tuple[str, int | None]] = [tuple(s) for s in meta["state"]]
         self.names = [n for n, _ in self.spec]
         self.window: int | None = meta["window"]
-        self.ring: list[str] = meta["ring"]  # caches the step returns one row of (see below)
-        self.ring_axis: dict[str, int] = meta.get("ring_axis") or {}  # each one's slot axis
+        # the caches the step returns one row of (see below), each with its slot axis
+        self.ring_axis: dict[str, int] = meta["ring_axis"]
+        self.ring: list[str] = list(self.ring_axis)
         shapes = meta["prefill_state"]  # None: prefill starts empty (and takes <= window)
         self.empty = None if shapes is None else [np.zeros(s, np.float32) for s in shapes]
         self.chunk: int = meta.get("prefill_chunk") or 512  # tokens per prefill call
@@ -252,7 +253,9 @@ class _BoundSteps:
 
     def __init__(self, session, names: list[str], rows: int, state: State) -> None:  # noqa: ANN001
         self.session, self.names = session, names
-        self.buffers = tuple({n: np.array(state[n], np.float32) for n in names} for _ in (0, 1))
+        self.buffers = tuple(
+            {n: np.empty(state[n].shape, np.float32) for n in names} for _ in (0, 1)
+        )
         self.token = np.zeros(rows, np.int64)
         self.logits = np.zeros((rows, session.get_outputs()[0].shape[-1]), np.float32)
         outputs = [o.name for o in session.get_outputs()][1:]
