@@ -303,17 +303,17 @@ RUNTIME_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
-def installed_size(root: str = "musegen") -> dict[str, float]:
-    """MB on disk of ``root`` and every distribution its requirements pull in, extras left
+def installed_size() -> dict[str, float]:
+    """MB on disk of musegen and every distribution its requirements pull in, extras left
     out, as installed here (files listed in each distribution's RECORD; musegen itself: its
-    package and shipped models), largest first."""
+    package and shipped models, however it was installed), largest first."""
     import re
     from importlib import metadata
 
     from packaging.requirements import Requirement  # onnxruntime's and mido's requirement
 
     found: dict[str, Any] = {}
-    todo = [root]
+    todo = ["musegen"]
     while todo:
         name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
         if name in found:
@@ -336,14 +336,13 @@ def installed_size(root: str = "musegen") -> dict[str, float]:
         return total / 1e6
 
     sizes = {name: megabytes(dist) for name, dist in found.items()}
-    if root == "musegen":  # itself: the package and its shipped models, however installed
-        from musegen.checkpoint import SHIPPED_DIR
+    from musegen.checkpoint import SHIPPED_DIR
 
-        folders = [Path(__file__).parent, SHIPPED_DIR]
-        files = [
-            f for d in folders for f in d.rglob("*") if f.is_file() and "__pycache__" not in f.parts
-        ]
-        sizes[root] = sum(f.stat().st_size for f in files) / 1e6
+    folders = [Path(__file__).parent, SHIPPED_DIR]
+    files = [
+        f for d in folders for f in d.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+    ]
+    sizes["musegen"] = sum(f.stat().st_size for f in files) / 1e6
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
 
 
