@@ -14,6 +14,7 @@ API endpoint ``/continue``:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -25,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,8 @@ class Studio:
         self.sources |= checkpoints or {}
         self._models: dict[str, MuseGen] = {}
         self._lock = threading.Lock()
+        # reads uploaded clips into the models ahead of Continue, one at a time (see warm)
+        self._warming = ThreadPoolExecutor(1, thread_name_prefix="musegen-warm")
 
     @property
     def names(self) -> list[str]:
@@ -121,8 +125,32 @@ class Studio:
             return self._models[name]
 
     def close(self) -> None:
-        """Delete the scratch folder and everything rendered into it."""
+        """Stop reading ahead; delete the scratch folder and everything rendered into it."""
+        self._warming.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def warm(
+        self,
+        midi_path: str | None,
+        track: str | int | None = None,
+        model: str = DEFAULT_MODEL,
+        quantize: str = DEFAULT_QUANTIZE,
+    ) -> Future | None:
+        """Read the clip into ``model`` in the background, as Continue will read it, so that
+        pressing Continue does not wait for the model to read the clip (`MuseGen.warm`).
+        The page calls this when the model choice changes; `preview` does it for uploads.
+        Returns the background job (its result: whether the model kept the reading)."""
+        if midi_path is None:
+            return None
+        m = self.model(model)
+        primer = m.prepare(
+            midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
+        )
+        return self._warming.submit(_warm_quietly, m, primer)
+
+    def idle(self) -> None:
+        """Wait until the clips handed to `warm` have been read."""
+        self._warming.submit(lambda: None).result()
 
     def prune(self, max_age_s: float = SCRATCH_MAX_AGE_S) -> None:
         """Delete the folders of requests older than ``max_age_s``."""
@@ -134,16 +162,28 @@ class Studio:
             except OSError:
                 pass  # another request removed it
 
-    def _render(self, pm, split: float | None, title: str, stem: str) -> Rendered:
-        """Write MIDI, WAV and PNG named ``stem`` into a fresh folder of their own."""
+    def _render(self, items: list[tuple]) -> list[Rendered]:
+        """Write MIDI, WAV and PNG of each (pretty_midi, split, title, stem) in ``items``,
+        named ``stem``, into a fresh folder of their own. The audio renders on a second
+        thread while the piano rolls are drawn (FluidSynth runs without the GIL)."""
         self.prune()
-        folder = self.scratch / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        midi, audio, roll = (folder / f"{stem}{ext}" for ext in (".mid", ".wav", ".png"))
-        pm.write(str(midi))
-        write_wav(pm, audio)
-        piano_roll(pm, roll, split=split, title=title)
-        return Rendered(str(midi), str(audio), str(roll))
+        rendered = []
+        for pm, _, _, stem in items:
+            folder = self.scratch / uuid.uuid4().hex
+            folder.mkdir(parents=True)
+            midi, audio, roll = (str(folder / f"{stem}{ext}") for ext in (".mid", ".wav", ".png"))
+            pm.write(midi)
+            rendered.append(Rendered(midi, audio, roll))
+        with ThreadPoolExecutor(1, thread_name_prefix="musegen-audio") as audio_thread:
+            waves = [
+                audio_thread.submit(write_wav, pm, r.audio)
+                for (pm, *_), r in zip(items, rendered, strict=True)
+            ]
+            for (pm, split, title, _), r in zip(items, rendered, strict=True):
+                piano_roll(pm, r.roll, split=split, title=title)
+            for w in waves:
+                w.result()
+        return rendered
 
     def tracks(self, midi_path: str) -> list[str]:
         """Choices for the track menu: all tracks, then each track with notes."""
@@ -156,12 +196,22 @@ class Studio:
         ]
         return [ALL_TRACKS] + named
 
-    def preview(self, midi_path: str, track: str | int | None = None) -> Rendered:
-        """The primer alone, as the model will read it (notes of the chosen track)."""
-        m = self.model(DEFAULT_MODEL)
-        primer = m.prepare(midi_path, track=parse_track(track), limits=DEMO_LIMITS)
+    def preview(
+        self,
+        midi_path: str,
+        track: str | int | None = None,
+        model: str = DEFAULT_MODEL,
+        quantize: str = DEFAULT_QUANTIZE,
+    ) -> Rendered:
+        """The primer alone, as ``model`` will read it (notes of the chosen track); the model
+        reads it in the background meanwhile (`warm`)."""
+        m = self.model(model)
+        primer = m.prepare(
+            midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
+        )
+        self._warming.submit(_warm_quietly, m, primer)
         pm = m.to_midi(primer, [])
-        return self._render(pm, None, "your melody", _stem(midi_path))
+        return self._render([(pm, None, "your melody", _stem(midi_path))])[0]
 
     def continue_midi(
         self,
@@ -203,10 +253,12 @@ class Studio:
         seconds = time.perf_counter() - t0
         split = primer.start_seconds if midi_path is not None else None
         stem = _stem(midi_path) if midi_path is not None else "new_tune"
-        results = [
-            self._render(pm, split, f"{model} - variation {i + 1}", f"{stem}_{model}_{i + 1}")
-            for i, pm in enumerate(pms)
-        ]
+        results = self._render(
+            [
+                (pm, split, f"{model} - variation {i + 1}", f"{stem}_{model}_{i + 1}")
+                for i, pm in enumerate(pms)
+            ]
+        )
         notes = sum(len(inst.notes) for pm in pms for inst in pm.instruments)
         summary = (
             f"{variations} x {bars} bars with {model} in {seconds * 1000:.0f} ms "
@@ -259,20 +311,32 @@ class Studio:
             float(primer.grid.ticks_to_seconds(gap.end)),
         )
         stem = f"{_stem(midi_path)}_bars{first_bar}-{last_bar}_{model}"
-        results = [
-            self._render(
-                pm,
-                span,
-                f"{model} - bars {first_bar}-{last_bar}, variation {i + 1}",
-                f"{stem}_{i + 1}",
-            )
-            for i, pm in enumerate(pms)
-        ]
+        results = self._render(
+            [
+                (
+                    pm,
+                    span,
+                    f"{model} - bars {first_bar}-{last_bar}, variation {i + 1}",
+                    f"{stem}_{i + 1}",
+                )
+                for i, pm in enumerate(pms)
+            ]
+        )
         summary = (
             f"{variations} x bars {first_bar}-{last_bar} regenerated with {model} in "
             f"{seconds * 1000:.0f} ms (seed {seed}; everything outside them is yours, unchanged)"
         )
         return results, summary + _reading(m, primer, key_arg)
+
+
+def _warm_quietly(m: MuseGen, primer) -> bool:
+    """`MuseGen.warm`, a failure logged: reading ahead only saves time, Continue reads the
+    clip itself when the reading is missing."""
+    try:
+        return m.warm(primer)
+    except Exception:
+        log.exception("reading the clip ahead of Continue failed")
+        return False
 
 
 def _check_variations(variations: int) -> None:
@@ -374,23 +438,29 @@ def build_app(studio: Studio | None = None):
 
     studio = studio or Studio()
 
-    def on_upload(midi_path: str | None):
+    def on_upload(midi_path: str | None, model: str, quantize: str = DEFAULT_QUANTIZE):
         if midi_path is None:
             return gr.Dropdown(choices=[ALL_TRACKS], value=ALL_TRACKS), None, None
         choices = studio.tracks(midi_path)
         menu = gr.Dropdown(choices=choices, value=ALL_TRACKS)
         try:
-            primer = studio.preview(midi_path)
+            primer = studio.preview(midi_path, None, model, quantize)
         except MuseGenError as e:  # e.g. only drum notes: the user can still pick a track
             gr.Warning(f"{e} Pick a track above to hear and see it (drums cannot be continued).")
             return menu, None, None
         return menu, primer.audio, primer.roll
 
-    def on_track(midi_path: str | None, track: str):
+    def on_track(midi_path: str | None, track: str, model: str, quantize: str = DEFAULT_QUANTIZE):
         if midi_path is None:
             return None, None
-        primer = studio.preview(midi_path, track)
+        primer = studio.preview(midi_path, track, model, quantize)
         return primer.audio, primer.roll
+
+    def on_model(midi_path: str | None, track: str, model: str, quantize: str) -> None:
+        """Read the clip into the newly chosen model ahead of Continue. A clip it cannot
+        read says so when Continue is pressed, with the options that made it fail."""
+        with contextlib.suppress(MuseGenError):
+            studio.warm(midi_path, track, model, quantize)
 
     def on_continue(
         midi_path,
@@ -517,18 +587,19 @@ def build_app(studio: Studio | None = None):
         work = dict(concurrency_id="work", concurrency_limit=CONCURRENCY)
         midi_in.change(
             shown_errors(on_upload),
-            [midi_in],
+            [midi_in, model, quantize],
             [track, primer_audio, primer_roll],
             api_visibility="private",
             **work,
         )
         track.input(
             shown_errors(on_track),
-            [midi_in, track],
+            [midi_in, track, model, quantize],
             [primer_audio, primer_roll],
             api_visibility="private",
             **work,
         )
+        model.input(on_model, [midi_in, track, model, quantize], [], api_visibility="private")
         go.click(
             shown_errors(on_continue),
             [midi_in, track, model, bars, *options],

@@ -140,6 +140,28 @@ def test_tracks_and_preview(studio):
     assert _wav_seconds(p.audio) > 1.0
 
 
+def test_the_models_read_an_uploaded_clip_before_continue_is_pressed(studio, monkeypatch):
+    """The preview (on upload) and a change of model read the clip in the background as
+    Continue will read it: Continue then starts generating at once."""
+
+    def no_read(ids):
+        raise AssertionError("Continue read the clip again")
+
+    for model, read_ahead in (
+        ("lstm", lambda: studio.preview(str(JIG), None, "lstm")),
+        ("mamba", lambda: studio.warm(str(JIG), ALL_TRACKS, "mamba").result()),
+    ):
+        runtime = studio.model(model).runtime
+        runtime.forget()
+        read_ahead()
+        studio.idle()
+        with monkeypatch.context() as patch:
+            patch.setattr(runtime, "read", no_read)
+            (r,), summary = studio.continue_midi(str(JIG), model=model, bars=2, seed=5)
+        assert Path(r.midi).exists() and f"with {model}" in summary
+    assert studio.warm(None) is None
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

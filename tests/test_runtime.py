@@ -334,6 +334,29 @@ def test_the_prefill_cache_gives_what_reading_again_gives():
     assert not off._cache
 
 
+def test_warming_reads_a_primer_before_its_continuation_is_asked_for(shipped):
+    """`MuseGen.warm` leaves the primer's prefill (what the model reads of it: its last
+    ``window`` tokens for the Transformer) where the continuation finds it; the torch runtime
+    keeps no prefills, so warming there does nothing."""
+    m = musegen.load("transformer", runtime="onnx")
+    rt, primer = m.runtime, m.prepare(EXAMPLES[0])
+    long = m.prepare(EXAMPLES[0])
+    long.context = [*primer.context[:1], *primer.context[1:] * 8][-(rt.window + 50) :]
+    for p in (primer, long):
+        rt.forget()
+        assert m.warm(p) is True
+        read = rt.read
+        rt.read = lambda ids: pytest.fail("the warmed primer was read again")
+        try:
+            ids = m.generate_ids(p, bars=2, seed=1)
+        finally:
+            rt.read = read
+        assert ids == m.generate_ids(p, bars=2, seed=1)
+    torch_model = shipped["lstm"][1]
+    assert not torch_model.runtime.keeps_prefills and torch_model.warm(primer) is False
+    assert not OnnxRuntime(ckpt.SHIPPED_DIR / "lstm", prefill_cache=0).keeps_prefills
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_step_graph_scores_what_the_prefill_graph_scores(shipped, arch):
     """`bench_precision.step_nll` (tunes fed token by token, side by side as one batch)

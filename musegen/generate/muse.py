@@ -34,7 +34,7 @@ from musegen.generate.infill import (
     plan_gap,
     with_other_tracks,
 )
-from musegen.generate.sample import generate, generate_iter
+from musegen.generate.sample import generate, generate_iter, model_prompt
 from musegen.generate.theory import Key, detect_key, parse_key
 from musegen.metrics import bits_per_note
 from musegen.midi import (
@@ -200,6 +200,16 @@ class MuseGen:
             track,
             opened,
         )
+
+    def warm(self, primer: Primer) -> bool:
+        """Read ``primer`` now, so that the next continuation of it does not wait for its
+        prefill (the demo calls this when a clip is uploaded, while its preview renders).
+
+        Returns False, having done nothing, where the runtime keeps no prefills (torch)."""
+        if not getattr(self.runtime, "keeps_prefills", False):
+            return False
+        self.runtime.prefill(model_prompt(self.runtime, primer.context))
+        return True
 
     def key_of(self, primer: Primer) -> Key:
         """The key ``key="auto"`` keeps: the one detected in the primer's notes."""

@@ -108,6 +108,11 @@ class _Row:
             self.done = True
 
 
+def model_prompt(runtime: Any, context: list[int]) -> list[int]:
+    """What the model reads of ``context``: all of it, or its last ``runtime.window`` ids."""
+    return context if runtime.window is None else context[-runtime.window :]
+
+
 def generate_iter(
     model: Any,
     tok: Tokenizer,
@@ -141,8 +146,7 @@ def generate_iter(
     keep = static_mask(tok, constraints)
     rng = np.random.default_rng(seed)
 
-    prompt = context if runtime.window is None else context[-runtime.window :]
-    logits, state = runtime.prefill(prompt)
+    logits, state = runtime.prefill(model_prompt(runtime, context))
     logits = np.broadcast_to(logits[-1], (n, logits.shape[-1]))  # (n, V)
     state = runtime.repeat(state, n)
 

@@ -16,6 +16,7 @@ class Runtime(Protocol):
 
     name: str  # "torch" or "onnx"
     window: int | None  # the most tokens the model attends to (None: unbounded)
+    keeps_prefills: bool  # whether prefill keeps its last few results (ONNX Runtime does)
 
     def prefill(self, ids: list[int]) -> tuple[np.ndarray, Any]:
         """Logits (T, V) float32 at every position of ``ids``, and the state after them

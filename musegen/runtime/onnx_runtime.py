@@ -178,6 +178,11 @@ class OnnxRuntime:
         logits, state = kept
         return logits.copy(), {name: a.copy() for name, a in state.items()}
 
+    @property
+    def keeps_prefills(self) -> bool:
+        """Whether prefills are kept (``prefill_cache`` > 0)."""
+        return self.cache_size > 0
+
     def forget(self) -> None:
         """Empty the prefill cache."""
         with self._lock:

@@ -12,6 +12,7 @@ class TorchRuntime:
     """`musegen.runtime.base.Runtime` over a torch decoder (any device)."""
 
     name = "torch"
+    keeps_prefills = False
 
     def __init__(self, model: Decoder) -> None:
         self.model = model.eval()
