@@ -36,6 +36,7 @@ from musegen.checkpoint import examples_dir
 from musegen.errors import ConfigError, MuseGenError
 from musegen.generate.muse import MuseGen, load
 from musegen.generate.theory import MODES, NOTE_NAMES
+from musegen.io.midi_out import write_pretty_midi
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
 from musegen.options import ARCHITECTURES, DEFAULT_MODEL, DEFAULT_QUANTIZE, Sampling, draw_seed
 from musegen.quantize import MODES as QUANTIZE_MODES
@@ -172,7 +173,7 @@ class Studio:
             folder = self.scratch / uuid.uuid4().hex
             folder.mkdir(parents=True)
             midi, audio, roll = (str(folder / f"{stem}{ext}") for ext in (".mid", ".wav", ".png"))
-            pm.write(midi)
+            write_pretty_midi(pm, midi)
             rendered.append(Rendered(midi, audio, roll))
         with ThreadPoolExecutor(1, thread_name_prefix="musegen-audio") as audio_thread:
             waves = [

@@ -29,7 +29,6 @@ a program, not a test: absolute numbers depend on the machine and its load.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import statistics
@@ -42,6 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from musegen.io.midi_out import pretty_midi_bytes, write_pretty_midi
 from musegen.options import ARCHITECTURES
 from musegen.runtime import installed
 
@@ -67,10 +67,7 @@ def _timed(fn: Callable[[], Any], repeats: int) -> list[float]:
 
 def make_primer(model, bars: int = PRIMER_BARS) -> bytes:
     """A ``bars``-bar melody composed by ``model`` (a `MuseGen`; seed 0), as MIDI bytes."""
-    pm = model.continue_midi(None, bars=bars, seed=0, key="D major")
-    buf = io.BytesIO()
-    pm.write(buf)
-    return buf.getvalue()
+    return pretty_midi_bytes(model.continue_midi(None, bars=bars, seed=0, key="D major"))
 
 
 def generate_speed(models: dict, primer: bytes, bars: int, repeats: int) -> dict:
@@ -172,15 +169,15 @@ def continue_time(
 
         def one(m=m, seeds=seeds, forget=forget) -> None:
             forget()
-            m.continue_midi(path, bars=bars, seed=next(seeds)).write(str(tmp / "out.mid"))
+            write_pretty_midi(m.continue_midi(path, bars=bars, seed=next(seeds)), tmp / "out.mid")
 
         def again(m=m, seeds=seeds) -> None:
-            m.continue_midi(path, bars=bars, seed=next(seeds)).write(str(tmp / "out.mid"))
+            write_pretty_midi(m.continue_midi(path, bars=bars, seed=next(seeds)), tmp / "out.mid")
 
         def four_at_once(m=m, seeds=seeds, forget=forget) -> None:
             forget()
             for i, pm in enumerate(m.variations(path, n=4, bars=bars, seed=next(seeds))):
-                pm.write(str(tmp / f"out_{i}.mid"))
+                write_pretty_midi(pm, tmp / f"out_{i}.mid")
 
         out[name] = {"one": spread([1e3 * s for s in _timed(one, repeats)])}
         if four:

@@ -14,10 +14,10 @@ The melodies are read once with music21 (about 0.2 s a chorale) and cached as MI
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from musegen.errors import DataError
+from musegen.io.midi_out import pretty_midi_bytes
 from musegen.metrics import bits_per_note
 from musegen.options import cache_dir
 
@@ -51,9 +51,7 @@ def soprano_midi(score: Any) -> bytes:
             pretty_midi.Note(80, pitch, start, start + float(n.quarterLength) * seconds)
         )
     pm.instruments.append(voice)
-    buf = io.BytesIO()
-    pm.write(buf)
-    return buf.getvalue()
+    return pretty_midi_bytes(pm)
 
 
 def melodies(progress: bool = False) -> list[tuple[int, bytes]]:

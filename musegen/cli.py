@@ -87,16 +87,15 @@ def _output_path(output: str) -> Path:
 
 def _write(outs: list, out: Path) -> str:
     """Write one file, or OUT_1.mid, OUT_2.mid ... for several; the names written."""
+    from musegen.io.midi_out import write_pretty_midi  # here: --help stays light
+
     paths = (
         [out]
         if len(outs) == 1
         else [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(1, len(outs) + 1)]
     )
     for pm, path in zip(outs, paths, strict=True):
-        try:
-            pm.write(str(path))
-        except OSError as e:
-            raise MuseGenError(f"cannot write {path}: {e.strerror or e}") from None
+        write_pretty_midi(pm, path)
     return ", ".join(str(p) for p in paths)
 
 

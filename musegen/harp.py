@@ -28,6 +28,7 @@ from threading import Event, Lock
 from typing import Any
 
 from musegen.errors import ConfigError
+from musegen.io.midi_out import write_pretty_midi
 from musegen.options import MAX_GAP_BARS, Sampling, draw_seed
 
 PROTOCOL = "HARP 3.0.1 with pyharp 0.3.0 apps (controls / process / cancel)"
@@ -166,7 +167,7 @@ def process(
     folder = studio.scratch / uuid.uuid4().hex
     folder.mkdir(parents=True)
     out = folder / f"{Path(midi_path).stem[:60] or 'clip'}_{model}.mid"
-    pm.write(str(out))
+    write_pretty_midi(pm, out)
     label = {
         "label_type": "MidiLabel",
         "t": start,

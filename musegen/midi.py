@@ -1014,14 +1014,9 @@ def score_to_pretty_midi(score: Score, *, resolution: int | None = None) -> pret
 
 def write_midi(score: Score, path_or_file: str | os.PathLike | BinaryIO) -> None:
     """Write a `Score` as a type-1 MIDI file (path or binary file object)."""
-    pm = score_to_pretty_midi(score)
-    try:
-        if isinstance(path_or_file, (str, os.PathLike)):
-            pm.write(str(path_or_file))
-        else:
-            pm.write(path_or_file)
-    except OSError as e:
-        raise MidiError(f"cannot write the MIDI file {path_or_file!r}: {e.strerror or e}") from None
+    from musegen.io.midi_out import write_pretty_midi
+
+    write_pretty_midi(score_to_pretty_midi(score), path_or_file)
 
 
 def midi_bytes(score: Score) -> bytes:

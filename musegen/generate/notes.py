@@ -8,13 +8,13 @@ that a DAW script needs nothing but the standard library when the engine runs.
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
 import pretty_midi
 
 from musegen.errors import ConfigError
+from musegen.io.midi_out import pretty_midi_bytes
 from musegen.options import DEFAULT_QUANTIZE
 
 QNote = tuple[float, float, int, int]
@@ -62,9 +62,7 @@ def notes_to_midi(notes: list[QNote], metre: tuple[int, int], program: int = 0) 
             pretty_midi.Note(velocity, pitch, start * SECONDS_PER_QN, end * SECONDS_PER_QN)
         )
     pm.instruments.append(inst)
-    buf = io.BytesIO()
-    pm.write(buf)
-    return buf.getvalue()
+    return pretty_midi_bytes(pm)
 
 
 def _qnotes(pm: pretty_midi.PrettyMIDI, lo: float, hi: float) -> list[QNote]:

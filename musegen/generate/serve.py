@@ -32,6 +32,7 @@ from typing import Any
 
 from musegen.errors import ConfigError, MuseGenError
 from musegen.generate.notes import continue_notes, infill_notes
+from musegen.io.midi_out import pretty_midi_bytes
 from musegen.options import DEFAULT_MODEL, SERVE_PORT, draw_seed
 
 HOST = "127.0.0.1"
@@ -105,16 +106,13 @@ def _continue_file(model: Any, midi_b64: Any, bars: int, **options: Any) -> str:
     """The new bars of a continuation of a MIDI file (base64 in, base64 out)."""
     import base64
     import binascii
-    import io
 
     try:
         data = base64.b64decode(str(midi_b64), validate=True)
     except (binascii.Error, ValueError):
         raise ConfigError("midi must be a MIDI file in base64") from None
     out = model.continue_midi(data, bars=bars, continuation_only=True, **options)
-    buf = io.BytesIO()
-    out.write(buf)
-    return base64.b64encode(buf.getvalue()).decode()
+    return base64.b64encode(pretty_midi_bytes(out)).decode()
 
 
 def _whole(value: Any, name: str) -> int:
