@@ -213,17 +213,20 @@ def _mamba_prefill_layer(
     Cm = Cm.unflatten(-1, (c.ngroups, c.d_state))[0].repeat_interleave(k, dim=1)  # (T, H, N)
     dt = F.softplus(dt[0] + mixer.dt_bias)  # (T, H)
     a_cum = (dt.double() * -torch.exp(mixer.A_log.double())).cumsum(0).transpose(0, 1)  # (H, T)
-    seg = a_cum[:, :, None] - a_cum[:, None, :]  # (H, T_i, T_j): log decay from j to i
+    # log decays from j to i (H, T_i, T_j): differences taken in float64, then float32,
+    # where ONNX Runtime's Exp and Where are vectorised (3x faster prefill than in float64)
+    seg = (a_cum[:, :, None] - a_cum[:, None, :]).float()
     causal = torch.ones_like(seg[0], dtype=torch.bool).tril()
-    decay = torch.exp(seg.masked_fill(~causal, -math.inf)).float()  # (H, T, T)
+    decay = torch.exp(seg.masked_fill(~causal, -math.inf))  # (H, T, T)
     xdt = (x * dt[..., None]).transpose(0, 1)  # (H, T, P)
     scores = Cm.transpose(0, 1) @ Bm.permute(1, 2, 0) * decay  # (H, T, T)
     s0 = ssm_state[0]  # (H, P, N)
-    entering = (Cm.transpose(0, 1) @ s0.transpose(1, 2)) * torch.exp(a_cum).float()[..., None]
+    from_start = a_cum.float()  # (H, T): log decay of the entering state to each token
+    entering = (Cm.transpose(0, 1) @ s0.transpose(1, 2)) * torch.exp(from_start)[..., None]
     y = (scores @ xdt + entering).transpose(0, 1) + x * mixer.D[:, None]  # (T, H, P)
-    to_end = torch.exp(a_cum[:, -1:] - a_cum).float()  # (H, T)
+    to_end = torch.exp((a_cum[:, -1:] - a_cum).float())  # (H, T)
     ssm = (xdt * to_end[..., None]).transpose(1, 2) @ Bm.transpose(0, 1)  # (H, P, N)
-    ssm = ssm + s0 * torch.exp(a_cum[:, -1]).float()[:, None, None]
+    ssm = ssm + s0 * torch.exp(from_start[:, -1])[:, None, None]
     y = mixer.norm(y.flatten(-2)[None], z)  # (1, T, d_inner)
     return mixer.out_proj(y), conv_state, ssm[None]
 
