@@ -167,6 +167,38 @@ def test_long_primers_go_in_pieces_and_match(shipped):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
+def test_a_transformer_ring_grows_as_it_fills(shipped):
+    """A short primer's rings hold the next multiple of RING_GROWTH slots, not the whole
+    window; they grow as the steps need, then wrap as a full ring does. Logits match torch
+    across every growth and the wrap, and match rings passed full (as graphs exported before
+    growing rings were possible are fed)."""
+    from musegen.runtime.onnx_runtime import RING_GROWTH
+
+    onnx_m, torch_m = shipped["transformer"]
+    rt, window = onnx_m.runtime, onnx_m.runtime.window
+    assert rt.growing and rt.ring_slots(0) == RING_GROWTH < window
+    assert rt.ring_slots(RING_GROWTH) == 2 * RING_GROWTH and rt.ring_slots(window + 7) == window
+    full = OnnxRuntime(ckpt.SHIPPED_DIR / "transformer", precision="float32", prefill_cache=0)
+    full.growing = False
+    ids = [int(i) for i in np.random.default_rng(4).integers(5, 300, 40)]
+    rng = np.random.default_rng(5)
+    (a, sa), (b, sb), (c, sc) = (r.prefill(ids) for r in (rt, torch_m.runtime, full))
+    sa, sb, sc = rt.repeat(sa, 2), torch_m.runtime.repeat(sb, 2), full.repeat(sc, 2)
+    slots = set()
+    for _ in range(window + 100 - len(ids)):  # past the window: every growth, then the wrap
+        tokens = rng.integers(0, b.shape[-1], 2)
+        (a, sa), (b, sb), (c, sc) = (
+            rt.step(tokens, sa),
+            torch_m.runtime.step(tokens, sb),
+            full.step(tokens, sc),
+        )
+        slots.add(sa["k0"].shape[-1])
+        assert sc["k0"].shape[-1] == window
+        assert _rel(a, b) < REL
+        np.testing.assert_allclose(a, c, rtol=0, atol=1e-5)
+    assert sorted(slots) == list(range(RING_GROWTH, window + 1, RING_GROWTH))
+
+
 def test_graphs_hold_no_weights():
     """The graphs point into model.safetensors: a few KB of structure each, no second copy."""
     import onnx

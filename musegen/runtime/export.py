@@ -160,6 +160,8 @@ def export(directory: str | Path) -> list[Path]:
     for n, dim in spec:
         if dim is not None:
             s_dyn[n] = s_dyn[f"{n}_out"] = {dim: "B"}
+    for n, axis in ring.items():  # the slots a ring has: fewer than W while it fills
+        s_dyn[n] = s_dyn[n] | {axis: "S"}
     tokens = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():  # a state to trace the step with, two rows
         state = list(prefill(tokens, *initial)[1:])

@@ -149,9 +149,11 @@ class TransformerPrefill(_TransformerGraph):
 class TransformerStep(_TransformerGraph):
     """One token against a ring buffer of keys and values that the graph only reads.
 
-    The caches hold position p in slot p % W, as the eager step's: keys (B, H, Dh, W),
+    The caches hold position p in slot p % W, as the eager step's: keys (B, H, Dh, S),
     transposed so that both products of a step are a row against a matrix read in order,
-    values (B, H, W, Dh). A graph cannot update its input in place, and returning a new cache
+    values (B, H, S, Dh). S, the slots the caches have, is W once the window is full; before
+    that the runtime may pass fewer (S > pos), so that a short clip's step reads only the
+    slots it has filled. A graph cannot update its input in place, and returning a new cache
     would copy it every step; so the step returns only the new token's keys and values
     (B, H, Dh) per layer, and the runtime writes them into slot ``pos % W``
     (`musegen.runtime.onnx_runtime`). The new token sees the filled slots except the one it
@@ -159,24 +161,24 @@ class TransformerStep(_TransformerGraph):
     """
 
     def forward(self, token: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        """token (B,), keys (B, H, Dh, W) per layer, values (B, H, W, Dh) per layer,
+        """token (B,), keys (B, H, Dh, S) per layer, values (B, H, S, Dh) per layer,
         pos (1,)."""
         model, W, L = self.model, self.model.config.max_seq_len, self.model.config.n_layers
         keys, values, pos = state[:L], state[L : 2 * L], state[2 * L]
         x = model.embed(token)[:, None]  # (B, 1, D)
         scale = model.config.head_dim**-0.5
-        slots = torch.arange(W)  # (W,)
+        slots = torch.arange(keys[0].size(-1))  # (S,)
         hidden = (slots >= pos) | (slots == pos % W)  # empty, or leaving the window
-        mask = torch.zeros(W).masked_fill(hidden, -math.inf)  # (W,), added to every layer's
+        mask = torch.where(hidden, -math.inf, 0.0)  # (S,), added to every layer's scores
         rotation = _rotation(model, pos)
         ks, vs = [], []
         for block, k_cache, v_cache in zip(model.blocks, keys, values, strict=True):
             q, k_new, v_new = _heads(self, block, x, rotation, (-1, 1))  # (B, H, 1, Dh)
             q = q * scale
-            cached = q @ k_cache + mask  # (B, H, 1, W)
+            cached = q @ k_cache + mask  # (B, H, 1, S)
             own = (q * k_new).sum(-1, keepdim=True)  # (B, H, 1, 1)
-            weights = torch.softmax(torch.cat([cached, own], dim=-1), dim=-1)  # (B,H,1,W+1)
-            y = weights[..., :W] @ v_cache + weights[..., W:] * v_new  # (B, H, 1, Dh)
+            weights = torch.softmax(torch.cat([cached, own], dim=-1), dim=-1)  # (B,H,1,S+1)
+            y = weights[..., :-1] @ v_cache + weights[..., -1:] * v_new  # (B, H, 1, Dh)
             x = _block_out(block, x, y, (-1, 1))
             ks.append(k_new[:, :, 0])
             vs.append(v_new[:, :, 0])

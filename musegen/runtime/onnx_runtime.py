@@ -46,6 +46,8 @@ def graph_files(precision: str = "float32") -> tuple[str, str]:
 
 
 PREFILL_CACHE = 4  # prefills kept per runtime (a few MB each at most)
+# A Transformer ring that fills grows by this many slots at a time (steps read every slot)
+RING_GROWTH = 128
 
 State = dict[str, np.ndarray]
 
@@ -151,6 +153,16 @@ class OnnxRuntime:
         # the caches the step returns one row of (see below), each with its slot axis
         self.ring_axis: dict[str, int] = meta["ring_axis"]
         self.ring: list[str] = list(self.ring_axis)
+        # whether the step graph takes rings of fewer slots than the window (graphs exported
+        # before it could take only full rings)
+        first = (
+            {i.name: i.shape for i in self.step_session.get_inputs()}.get(self.ring[0])
+            if self.ring
+            else None
+        )
+        self.growing = first is not None and not isinstance(
+            first[self.ring_axis[self.ring[0]]], int
+        )
         shapes = meta["prefill_state"]  # None: prefill starts empty (and takes <= window)
         self.empty = None if shapes is None else [np.zeros(s, np.float32) for s in shapes]
         self.chunk: int = meta.get("prefill_chunk") or 512  # tokens per prefill call
@@ -195,10 +207,11 @@ class OnnxRuntime:
         if self.empty is None:  # at most a window
             logits, *out = session.run(None, {"tokens": tokens})
             state = dict(zip(self.names, out, strict=True))
-            for name in self.ring:  # keys or values of T positions into slots 0..T-1 of W
+            slots = self.ring_slots(len(ids))
+            for name in self.ring:  # keys or values of T positions into slots 0..T-1
                 new, axis = state[name], self.ring_axis[name]
                 shape = list(new.shape)
-                shape[axis] = self.window
+                shape[axis] = slots
                 state[name] = np.zeros(shape, np.float32)
                 np.copyto(_slots(state[name], axis, slice(0, new.shape[axis])), new)
             return logits[0], state
@@ -208,6 +221,27 @@ class OnnxRuntime:
             state = dict(zip(self.names, out, strict=True))
             pieces.append(logits[0])
         return np.concatenate(pieces) if len(pieces) > 1 else pieces[0], state
+
+    def ring_slots(self, pos: int) -> int:
+        """The slots a ring needs for its next step at position ``pos``: the window, or while
+        it fills (where the graph allows) the next multiple of `RING_GROWTH` above ``pos``:
+        a short clip's steps then read only what it has filled, not the whole window."""
+        if not self.growing:
+            return self.window
+        return min(self.window, RING_GROWTH * (pos // RING_GROWTH + 1))
+
+    def _make_room(self, state: State, pos: int) -> None:
+        """Grow the rings of ``state`` (in place) when slot ``pos`` is past their end."""
+        first = self.ring[0]
+        slots = state[first].shape[self.ring_axis[first]]
+        if pos < slots or slots >= self.window:
+            return
+        for name in self.ring:
+            old, axis = state[name], self.ring_axis[name]
+            shape = list(old.shape)
+            shape[axis] = self.ring_slots(pos)
+            state[name] = np.zeros(shape, np.float32)
+            np.copyto(_slots(state[name], axis, slice(0, slots)), old)
 
     def repeat(self, state: State, n: int) -> State:
         return {
@@ -228,6 +262,8 @@ class OnnxRuntime:
 
     def step_unbound(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """One step by a plain ``run``: ONNX Runtime allocates the outputs."""
+        if self.ring:
+            self._make_room(state, int(state["pos"][0]))
         feed = {"token": np.asarray(tokens, dtype=np.int64)} | state
         logits, *new = self.step_session.run(None, feed)
         if not self.ring:
