@@ -1,0 +1,69 @@
+"""The web demo's waits, server side: an upload's preview, then the first Continue after it.
+
+    python -m musegen.bench_demo --primer data/folk/midi/test/essenFolksong_boehme10_30.mid
+
+Each round uploads the clip as new (the model forgets what it read), renders its preview (as
+the page does on upload, reading the clip into the model meanwhile), waits as a musician
+reaching for the button would, and presses Continue (generate, write the MIDI, render the
+audio, draw the piano roll). Prints the medians and ranges, and how much of a press was
+generating. Needs the ``demo`` extra's matplotlib (and FluidSynth for the audio it times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from musegen.app import Studio
+from musegen.checkpoint import examples_dir
+from musegen.options import DEFAULT_MODEL
+
+
+def presses(
+    studio: Studio, primer: str, model: str, bars: int, rounds: int, pause: float
+) -> dict[str, list[float]]:
+    """ms per round: the upload's preview, the Continue press, and the generating in it."""
+    for seed in range(2):  # load the model, warm the renderers
+        studio.continue_midi(primer, model=model, bars=bars, seed=seed)
+    out: dict[str, list[float]] = {"upload": [], "continue": [], "generating": []}
+    for seed in range(rounds):
+        forget = getattr(studio.model(model).runtime, "forget", None)
+        if forget is not None:  # the clip is new to the model each round
+            forget()
+        t0 = time.perf_counter()
+        studio.preview(primer, None, model)
+        out["upload"].append(1e3 * (time.perf_counter() - t0))
+        time.sleep(pause)
+        t0 = time.perf_counter()
+        _, summary = studio.continue_midi(primer, model=model, bars=bars, seed=seed)
+        out["continue"].append(1e3 * (time.perf_counter() - t0))
+        out["generating"].append(float(re.search(r" in (\d+) ms", summary).group(1)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--primer", help="MIDI clip (default: the demo's first example)")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--bars", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--pause", type=float, default=0.5, help="seconds between upload and press")
+    args = p.parse_args(argv)
+    primer = args.primer or str(sorted(examples_dir().glob("*.mid"))[0])
+    with tempfile.TemporaryDirectory() as scratch:
+        studio = Studio(Path(scratch))
+        try:
+            times = presses(studio, primer, args.model, args.bars, args.rounds, args.pause)
+        finally:
+            studio.close()
+    print(f"demo, server side: {args.model}, {args.bars} bars after {primer}")
+    for what, ms in times.items():
+        print(f"  {what:11s} {statistics.median(ms):5.0f} ms ({min(ms):.0f}-{max(ms):.0f})")
+
+
+if __name__ == "__main__":
+    main()
