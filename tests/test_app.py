@@ -476,3 +476,11 @@ def test_key_default_matches_the_command_line():
     assert DEFAULT_KEY == (cli_default or "none")
     assert inspect.signature(Studio.continue_midi).parameters["key"].default == DEFAULT_KEY
     assert inspect.signature(Studio.continue_midi).parameters["seed"].default is None
+
+
+def test_bench_demo_times_an_upload_and_a_press(studio):
+    from musegen.bench_demo import presses
+
+    times = presses(studio, str(JIG), "lstm", bars=2, rounds=2, pause=0.0)
+    assert {k: len(v) for k, v in times.items()} == {"upload": 2, "continue": 2, "generating": 2}
+    assert all(0 < g < c for g, c in zip(times["generating"], times["continue"], strict=True))
