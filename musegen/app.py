@@ -14,7 +14,6 @@ API endpoint ``/continue``:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import logging
@@ -29,18 +28,21 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from musegen import harp
 from musegen.checkpoint import examples_dir
-from musegen.errors import ConfigError, MuseGenError
-from musegen.generate.muse import MuseGen, load
+from musegen.errors import ConfigError, MidiError, MuseGenError
+from musegen.generate.muse import MuseGen, Primer, load
 from musegen.generate.theory import MODES, NOTE_NAMES
 from musegen.io.midi_out import write_pretty_midi
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
 from musegen.options import ARCHITECTURES, DEFAULT_MODEL, DEFAULT_QUANTIZE, Sampling, draw_seed
 from musegen.quantize import MODES as QUANTIZE_MODES
 from musegen.render import piano_roll, write_wav
+
+if TYPE_CHECKING:
+    import pretty_midi
 
 MAX_VARIATIONS = 4  # result slots on the page
 MAX_BARS = 32
@@ -56,6 +58,16 @@ log = logging.getLogger(__name__)
 # Tighter than the library's limits: every upload is rendered to audio and drawn, on a shared
 # server. A melody to continue is minutes long at most.
 DEMO_LIMITS = Limits(max_notes=20_000, max_quarters=4_096, max_seconds=900.0)
+
+
+class _Take(NamedTuple):
+    """A result to render: the music, where its new notes start (seconds, or the span of
+    regenerated bars), the piano roll's title, the files' name."""
+
+    pm: pretty_midi.PrettyMIDI
+    split: float | tuple[float, float] | None
+    title: str
+    stem: str
 
 
 @dataclass
@@ -103,8 +115,11 @@ class Studio:
         self.sources |= checkpoints or {}
         self._models: dict[str, MuseGen] = {}
         self._lock = threading.Lock()
-        # reads uploaded clips into the models ahead of Continue, one at a time (see warm)
+        # reads uploaded clips into the models ahead of Continue, one at a time (see warm);
+        # only the latest reading waits its turn
         self._warming = ThreadPoolExecutor(1, thread_name_prefix="musegen-warm")
+        self._waiting: Future | None = None
+        self._waiting_lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
@@ -147,7 +162,20 @@ class Studio:
         primer = m.prepare(
             midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
         )
-        return self._warming.submit(_warm_quietly, m, primer)
+        return self._read_ahead(m, primer)
+
+    def _read_ahead(self, m: MuseGen, primer: Primer) -> Future | None:
+        """Hand ``primer`` to the reading thread. A reading still waiting there is dropped:
+        the clip or the choices it was for have changed since, or another upload came
+        (Continue reads what was not read ahead). None once the studio is closed."""
+        with self._waiting_lock:
+            if self._waiting is not None:
+                self._waiting.cancel()  # only if it has not started
+            try:
+                self._waiting = self._warming.submit(_warm_quietly, m, primer)
+            except RuntimeError:  # closed
+                return None
+            return self._waiting
 
     def idle(self) -> None:
         """Wait until the clips handed to `warm` have been read."""
@@ -163,9 +191,9 @@ class Studio:
             except OSError:
                 pass  # another request removed it
 
-    def _render(self, items: list[tuple]) -> list[Rendered]:
-        """Write MIDI, WAV and PNG of each (pretty_midi, split, title, stem) in ``items``,
-        named ``stem``, into a fresh folder of their own. The audio renders on a second
+    def _render(self, items: list[_Take]) -> list[Rendered]:
+        """Write MIDI, WAV and PNG of each take in ``items``, named its ``stem``, into a
+        fresh folder of their own. The audio renders on a second
         thread while the piano rolls are drawn (FluidSynth runs without the GIL)."""
         self.prune()
         rendered = []
@@ -210,9 +238,9 @@ class Studio:
         primer = m.prepare(
             midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
         )
-        self._warming.submit(_warm_quietly, m, primer)
+        self._read_ahead(m, primer)
         pm = m.to_midi(primer, [])
-        return self._render([(pm, None, "your melody", _stem(midi_path))])[0]
+        return self._render([_Take(pm, None, "your melody", _stem(midi_path))])[0]
 
     def continue_midi(
         self,
@@ -256,7 +284,7 @@ class Studio:
         stem = _stem(midi_path) if midi_path is not None else "new_tune"
         results = self._render(
             [
-                (pm, split, f"{model} - variation {i + 1}", f"{stem}_{model}_{i + 1}")
+                _Take(pm, split, f"{model} - variation {i + 1}", f"{stem}_{model}_{i + 1}")
                 for i, pm in enumerate(pms)
             ]
         )
@@ -314,7 +342,7 @@ class Studio:
         stem = f"{_stem(midi_path)}_bars{first_bar}-{last_bar}_{model}"
         results = self._render(
             [
-                (
+                _Take(
                     pm,
                     span,
                     f"{model} - bars {first_bar}-{last_bar}, variation {i + 1}",
@@ -330,7 +358,7 @@ class Studio:
         return results, summary + _reading(m, primer, key_arg)
 
 
-def _warm_quietly(m: MuseGen, primer) -> bool:
+def _warm_quietly(m: MuseGen, primer: Primer) -> bool:
     """`MuseGen.warm`, a failure logged: reading ahead only saves time, Continue reads the
     clip itself when the reading is missing."""
     try:
@@ -446,7 +474,7 @@ def build_app(studio: Studio | None = None):
         menu = gr.Dropdown(choices=choices, value=ALL_TRACKS)
         try:
             primer = studio.preview(midi_path, None, model, quantize)
-        except MuseGenError as e:  # e.g. only drum notes: the user can still pick a track
+        except MidiError as e:  # e.g. only drum notes: the user can still pick a track
             gr.Warning(f"{e} Pick a track above to hear and see it (drums cannot be continued).")
             return menu, None, None
         return menu, primer.audio, primer.roll
@@ -457,11 +485,16 @@ def build_app(studio: Studio | None = None):
         primer = studio.preview(midi_path, track, model, quantize)
         return primer.audio, primer.roll
 
-    def on_model(midi_path: str | None, track: str, model: str, quantize: str) -> None:
-        """Read the clip into the newly chosen model ahead of Continue. A clip it cannot
-        read says so when Continue is pressed, with the options that made it fail."""
-        with contextlib.suppress(MuseGenError):
+    def on_reading_choice(midi_path: str | None, track: str, model: str, quantize: str) -> None:
+        """Read the clip into the model anew when the model or the quantize choice changes.
+        Only a head start: a clip that cannot be read this way says so when Continue is
+        pressed, and any other failure is logged."""
+        try:
             studio.warm(midi_path, track, model, quantize)
+        except MuseGenError:
+            pass
+        except Exception:
+            log.exception("reading the clip ahead of Continue failed")
 
     def on_continue(
         midi_path,
@@ -600,7 +633,10 @@ def build_app(studio: Studio | None = None):
             api_visibility="private",
             **work,
         )
-        model.input(on_model, [midi_in, track, model, quantize], [], api_visibility="private")
+        for choice in (model, quantize):
+            choice.input(
+                on_reading_choice, [midi_in, track, model, quantize], [], api_visibility="private"
+            )
         go.click(
             shown_errors(on_continue),
             [midi_in, track, model, bars, *options],

@@ -186,6 +186,9 @@ def continue_time(
     return out
 
 
+STEP_SPAN = 16  # a step "at position p" is timed at p .. p + STEP_SPAN - 1
+
+
 def step_costs(models: dict, positions: list[int], steps: int) -> dict:
     """Median ms of one decoder step at each position, per model (runs in turns)."""
     out = {}
@@ -200,22 +203,25 @@ def step_costs(models: dict, positions: list[int], steps: int) -> dict:
 
 
 def runtime_step_ms(runtime, positions: list[int], steps: int) -> list[tuple[int, float]]:
-    """`bench_models.step_ms` for an ONNX runtime: (position, median ms) pairs.
+    """`bench_models.step_ms` for an ONNX runtime: (position, median ms) pairs, each a step
+    at p .. p + `STEP_SPAN` - 1 (the state goes back to the prefilled one between spans).
 
     A Transformer past its window holds the window's keys whatever the position, so it is
     prefilled with a window and its position counter set (the cost depends on the keys)."""
     import numpy as np
 
     rng = np.random.default_rng(1)
-    states = {}
+    prefilled = {}
     for p in positions:
         ids = [int(i) for i in rng.integers(1, 400, min(p, runtime.window or p))]
-        _, states[p] = runtime.prefill(ids)
-        if "pos" in states[p]:
-            states[p]["pos"] = np.array([p], dtype=np.int64)
+        _, prefilled[p] = runtime.prefill(ids)
+        if "pos" in prefilled[p]:
+            prefilled[p]["pos"] = np.array([p], dtype=np.int64)
     times: dict[int, list[float]] = {p: [] for p in positions}
     token = np.array([5], dtype=np.int64)
-    for _ in range(steps):
+    for i in range(steps):
+        if i % STEP_SPAN == 0:  # copies, untimed
+            states = {p: {k: a.copy() for k, a in s.items()} for p, s in prefilled.items()}
         for p in positions:
             start = time.perf_counter()
             _, states[p] = runtime.step(token, states[p])

@@ -478,6 +478,20 @@ def test_key_default_matches_the_command_line():
     assert inspect.signature(Studio.continue_midi).parameters["seed"].default is None
 
 
+def test_only_the_latest_reading_ahead_waits_its_turn(studio):
+    """Readings queued behind a busy reading thread: a newer one drops the older (the clip
+    or the choices changed), so stale readings never take the CPU from a generation."""
+    import threading
+
+    release = threading.Event()
+    studio._warming.submit(release.wait)  # the reading thread is busy
+    first = studio.warm(str(JIG), ALL_TRACKS, "lstm")
+    second = studio.warm(str(JIG), ALL_TRACKS, "mamba")
+    release.set()
+    studio.idle()
+    assert first.cancelled() and second.result() is True
+
+
 def test_bench_demo_times_an_upload_and_a_press(studio):
     from musegen.bench_demo import presses
 

@@ -109,5 +109,21 @@ def test_what_midi_cannot_hold_is_refused(tmp_path):
     with pytest.raises(MidiError, match="power of 2"):
         pretty_midi_bytes(pm)
     pm.time_signature_changes.clear()
+    inst.notes.append(pretty_midi.Note(100, 60, 1e6, 1e6 + 1))  # 2**28 ticks later
+    with pytest.raises(MidiError, match="2\\*\\*28"):
+        pretty_midi_bytes(pm)
+    inst.notes.pop()
+    pm.resolution = 40_000  # mido would refuse; past 32767 the header reads as SMPTE time
+    with pytest.raises(MidiError, match="resolution of 40000"):
+        pretty_midi_bytes(pm)
+    pm.resolution = 220
     with pytest.raises(MidiError, match="cannot write"):
         write_pretty_midi(pm, tmp_path / "missing" / "out.mid")
+
+
+def test_another_pretty_midi_is_written_by_its_own_writer():
+    class Other:  # a PrettyMIDI-like object without the internals the fast writer reads
+        def write(self, f):
+            f.write(b"MThd...")
+
+    assert pretty_midi_bytes(Other()) == b"MThd..."

@@ -199,6 +199,69 @@ def test_a_transformer_ring_grows_as_it_fills(shipped):
     assert sorted(slots) == list(range(RING_GROWTH, window + 1, RING_GROWTH))
 
 
+def test_graphs_exported_before_growing_rings_keep_full_rings(tmp_path):
+    """A Transformer step graph whose rings have a fixed slot count (as exported before
+    rings could grow) is detected and fed full rings, with the same logits."""
+    import onnx
+
+    folder = tmp_path / "transformer"
+    shutil.copytree(ckpt.SHIPPED_DIR / "transformer", folder)
+    graph = onnx.load(str(folder / STEP), load_external_data=False)
+    for value in graph.graph.input:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param == "S":
+                dim.dim_value = 512
+    onnx.save(graph, str(folder / STEP))
+    old = OnnxRuntime(folder, precision="float32", prefill_cache=0)
+    new = OnnxRuntime(ckpt.SHIPPED_DIR / "transformer", precision="float32", prefill_cache=0)
+    assert not old.growing and new.growing
+    ids = [int(i) for i in np.random.default_rng(6).integers(5, 300, 60)]
+    (a, sa), (b, sb) = old.prefill(ids), new.prefill(ids)
+    assert sa["k0"].shape[-1] == 512 and sb["k0"].shape[-1] < 512
+    for token in np.random.default_rng(7).integers(0, a.shape[-1], 120):
+        (a, sa), (b, sb) = old.step(np.array([token]), sa), new.step(np.array([token]), sb)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    assert sa["k0"].shape[-1] == 512 and sb["k0"].shape[-1] == 256
+
+
+def test_threads_asking_for_one_primer_at_once_read_it_once():
+    """A prefill asked for while another thread reads the same ids waits for that reading;
+    if that reading fails, the waiting thread reads for itself."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = musegen.load("lstm", runtime="onnx")
+    rt, ids = m.runtime, m.prepare(EXAMPLES[0]).context
+    read, calls, release = rt.read, [], threading.Event()
+
+    def held(ids, fail=False):
+        calls.append(len(ids))
+        if len(calls) == 1:  # the first reading holds until released
+            release.wait()
+            if fail:
+                raise RuntimeError("the first reading failed")
+        return read(ids)
+
+    for fail in (False, True):
+        rt.forget()
+        calls.clear()
+        release.clear()
+        rt.read = lambda ids, fail=fail: held(ids, fail)
+        with ThreadPoolExecutor(3) as pool:
+            first = pool.submit(rt.prefill, ids)
+            others = [pool.submit(rt.prefill, ids) for _ in range(2)]
+            release.set()
+            if fail:
+                with pytest.raises(RuntimeError, match="first reading failed"):
+                    first.result()
+            results = [f.result() for f in ([] if fail else [first]) + others]
+        assert len(calls) == (2 if fail else 1)
+        for logits, state in results:
+            np.testing.assert_array_equal(logits, results[0][0])
+            np.testing.assert_array_equal(state["h"], results[0][1]["h"])
+    rt.read = read
+
+
 def test_graphs_hold_no_weights():
     """The graphs point into model.safetensors: a few KB of structure each, no second copy."""
     import onnx

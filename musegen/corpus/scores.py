@@ -8,8 +8,9 @@ Unpitched parts and grace notes are left out.
 
 from __future__ import annotations
 
-import io
 from typing import Any
+
+from musegen.io.midi_out import pretty_midi_bytes
 
 QPM = 120.0
 CONVERTER_VERSION = 2  # part of the conversion cache's key: bump when the output changes
@@ -62,6 +63,4 @@ def score_to_midi(score: Any, parts: list[int] | None = None) -> bytes:
                     track.notes.append(pretty_midi.Note(80, int(pitch), start, end))
         if track.notes:
             pm.instruments.append(track)
-    buf = io.BytesIO()
-    pm.write(buf)
-    return buf.getvalue()
+    return pretty_midi_bytes(pm)

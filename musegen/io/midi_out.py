@@ -11,11 +11,20 @@ What pretty_midi writes: a type-1 file; track 0 holds the tempo map, time, key s
 lyrics and text (a 4/4 at tick 0 unless a time signature starts there); then a track per
 instrument: its name, its program, its notes (note-on, then note-on with velocity 0), pitch
 bends and control changes, on channel 9 for drums and on the others in turn otherwise.
+
+Where they differ: what no MIDI file can hold is a `MidiError` here (mido raises ValueError
+for most of it, and writes times past 2**28 ticks and resolutions past 32767 in ways players
+misread). Times are read as float64, where pretty_midi computes a tick past the end of a
+never-built tick table in the time's own precision: float32 times there may land a tick
+apart. A
+PrettyMIDI without the internals this module reads (another pretty_midi than 0.2.x) is
+written by its own ``write``.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import math
 import os
@@ -60,6 +69,15 @@ def write_pretty_midi(pm: pretty_midi.PrettyMIDI, path_or_file: str | os.PathLik
 
 def pretty_midi_bytes(pm: pretty_midi.PrettyMIDI) -> bytes:
     """The bytes ``pm.write`` writes (type 1, pretty_midi's tracks, order and encoding)."""
+    if not hasattr(pm, "_PrettyMIDI__tick_to_time") or not hasattr(pm, "_tick_scales"):
+        buf = io.BytesIO()  # not the pretty_midi this module mirrors: its own writer
+        pm.write(buf)
+        return buf.getvalue()
+    if not 1 <= pm.resolution <= 32767:
+        raise MidiError(
+            f"a resolution of {pm.resolution} ticks per quarter cannot be written in a MIDI "
+            "file (1-32767)"
+        )
     charset = getattr(pm, "_charset", "latin1")
     ticks = _TickMap(pm)
     tracks = [_encode(_timing_events(pm, ticks, charset))]
@@ -73,7 +91,7 @@ def pretty_midi_bytes(pm: pretty_midi.PrettyMIDI) -> bytes:
 
 class _TickMap:
     """pretty_midi's ``time_to_tick`` over arrays: the nearest tick of its tick-time table
-    (the earlier one on a tie), past the table's end at the last tempo."""
+    (the later one on a tie), past the table's end at the last tempo."""
 
     def __init__(self, pm: pretty_midi.PrettyMIDI) -> None:
         self.table = np.asarray(pm._PrettyMIDI__tick_to_time)  # seconds at each tick
@@ -195,7 +213,10 @@ def _vlq(n: int) -> bytes:
     if 0 <= n < 128:
         return _SMALL[n]
     if n < 0 or n >= 1 << 28:
-        raise MidiError(f"a time or length of {n} ticks cannot be written in a MIDI file")
+        raise MidiError(
+            f"a time or length of {n} ticks cannot be written in a MIDI file (2**28 at most): "
+            "shorten the music or lower its resolution"
+        )
     out = [n & 0x7F]
     n >>= 7
     while n:

@@ -168,25 +168,40 @@ class OnnxRuntime:
         self.chunk: int = meta.get("prefill_chunk") or 512  # tokens per prefill call
         self._local = threading.local()  # each thread's step buffers (see step)
         self._lock = threading.Lock()  # the prefill cache is shared by threads
+        self._reading: dict[tuple[int, ...], threading.Event] = {}  # ids being read now
         self.cache_size = prefill_cache
         self._cache: OrderedDict[tuple[int, ...], tuple[np.ndarray, State]] = OrderedDict()
 
     def prefill(self, ids: list[int]) -> tuple[np.ndarray, State]:
         """`Runtime.prefill`, from the cache when these ids were read lately (what comes
-        back is a copy either way: steps never touch what the cache holds)."""
+        back is a copy either way: steps never touch what the cache holds). While another
+        thread reads the same ids (the demo reading an upload ahead), this waits for that
+        reading instead of doing it twice."""
         if not self.cache_size:
             return self.read(ids)
         key = tuple(int(i) for i in ids)
-        with self._lock:
-            kept = self._cache.get(key)
-            if kept is not None:
-                self._cache.move_to_end(key)
-        if kept is None:
-            kept = self.read(ids)
+        while True:
             with self._lock:
-                self._cache[key] = kept
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+                kept = self._cache.get(key)
+                if kept is not None:
+                    self._cache.move_to_end(key)
+                    break
+                other = self._reading.get(key)
+                if other is None:
+                    mine = self._reading[key] = threading.Event()
+                    break
+            other.wait()  # then look again: kept, or read here if that reading failed
+        if kept is None:
+            try:
+                kept = self.read(ids)
+                with self._lock:
+                    self._cache[key] = kept
+                    while len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
+            finally:
+                with self._lock:
+                    del self._reading[key]
+                mine.set()
         logits, state = kept
         return logits.copy(), {name: a.copy() for name, a in state.items()}
 
