@@ -87,3 +87,71 @@ def test_the_int8_graph_holds_no_int8_weights():
     assert stored == {"W1", "W2", "b2", "int8.axes0", "int8.limit", "int8.tiny"}
     assert any(o.domain == "com.microsoft" for o in quantized.opset_import)
     assert len(model.graph.node) == 6, "the float32 graph given is left as it was"
+
+
+def _lstm_graph(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """An ONNX LSTM (T 6, batch 1, input 8, hidden 5) with an initial state, as the
+    LSTM's prefill graph holds three of."""
+    hidden = 5
+    w = {
+        "W": rng.normal(size=(1, 4 * hidden, 8)).astype(np.float32) * 0.5,
+        "R": rng.normal(size=(1, 4 * hidden, hidden)).astype(np.float32) * 0.5,
+        "B": rng.normal(size=(1, 8 * hidden)).astype(np.float32) * 0.1,
+    }
+    w["R"][0, 3] = 0.0  # an all-zero gate column: its scale must not be 0
+    node = helper.make_node(
+        "LSTM", ["x", "W", "R", "B", "", "h0", "c0"], ["y", "h", "c"], hidden_size=hidden
+    )
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info("x", f, [6, 1, 8]),
+            helper.make_tensor_value_info("h0", f, [1, 1, hidden]),
+            helper.make_tensor_value_info("c0", f, [1, 1, hidden]),
+        ],
+        [helper.make_tensor_value_info(y, f, None) for y in "yhc"],
+        [numpy_helper.from_array(v, k) for k, v in w.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), w
+
+
+def test_an_lstm_runs_on_int8_weights_of_the_same_layout():
+    """The rewritten LSTM gives what the float32 operator gives with the int8 weights put
+    back in float32 (up to the on-the-fly quantizing of its inputs), and is close to the
+    float32 LSTM: a wrong gate order or scale axis would be far from both."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(2)
+    model, w = _lstm_graph(rng)
+    quantized = to_int8(model)
+    ops = [n.op_type for n in quantized.graph.node]
+    assert "LSTM" not in ops and ops.count("DynamicQuantizeLSTM") == 1
+    assert {i.name for i in quantized.graph.initializer} == {
+        *w,
+        *(f"int8.{n}" for n in ("axes0", "axes1", "limit", "tiny")),
+    }
+
+    def run(m: onnx.ModelProto) -> list[np.ndarray]:
+        session = ort.InferenceSession(
+            m.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"]
+        )
+        return session.run(None, feed)
+
+    feed = {
+        "x": rng.normal(size=(6, 1, 8)).astype(np.float32),
+        "h0": rng.normal(size=(1, 1, 5)).astype(np.float32) * 0.5,
+        "c0": rng.normal(size=(1, 1, 5)).astype(np.float32) * 0.5,
+    }
+    rounded = dict(w)
+    for name in ("W", "R"):  # per gate column (4H), over the input axis, 7 bits
+        scale = np.maximum(np.abs(w[name]).max(-1, keepdims=True), 1e-30) / LIMIT
+        rounded[name] = (np.round(w[name] / scale) * scale).astype(np.float32)
+    back, _ = _lstm_graph(np.random.default_rng(2))
+    for init in back.graph.initializer:
+        init.CopyFrom(numpy_helper.from_array(rounded[init.name], init.name))
+    got, same_weights, exact = run(quantized), run(back), run(model)
+    for a, b, c in zip(got, same_weights, exact, strict=True):
+        assert np.abs(a - b).max() < 0.02 * np.abs(b).max()
+        assert np.abs(a - c).max() < 0.05 * np.abs(c).max()
