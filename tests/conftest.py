@@ -11,6 +11,7 @@ import pytest
 
 from musegen import render
 from musegen.bench_tokenize import abc2midi_path, make_folk_midis, music21_corpus_dir
+from musegen.io.midi_out import vlq
 
 DATA_DIR = Path(__file__).parent / "data"
 THIRDPARTY_DIR = DATA_DIR / "thirdparty"
@@ -111,16 +112,6 @@ def continuation_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # -- hand-made MIDI bytes ---------------------------------------------------------------------
-
-
-def vlq(n: int) -> bytes:
-    """MIDI variable-length quantity."""
-    out = [n & 0x7F]
-    n >>= 7
-    while n:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    return bytes(reversed(out))
 
 
 def smf(

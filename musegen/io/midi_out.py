@@ -192,7 +192,7 @@ def _encode(events: list[tuple]) -> bytes:
     for tick, _, _, data in events:
         if tick < previous:  # pragma: no cover - the events are sorted
             raise MidiError("events out of order")
-        out += _vlq(tick - previous)
+        out += vlq(tick - previous)
         previous = tick
         if data[0] == 0xFF:  # meta: cancels running status
             out += data
@@ -208,8 +208,8 @@ def _encode(events: list[tuple]) -> bytes:
 _SMALL = [bytes([n]) for n in range(128)]  # one-byte quantities: most delta times
 
 
-def _vlq(n: int) -> bytes:
-    """A MIDI variable-length quantity."""
+def vlq(n: int) -> bytes:
+    """``n`` as a MIDI variable-length quantity (0 <= n < 2**28, else a `MidiError`)."""
     if 0 <= n < 128:
         return _SMALL[n]
     if n < 0 or n >= 1 << 28:
@@ -250,4 +250,4 @@ def _time_signature(numerator: int, denominator: int) -> bytes:
 
 def _meta_text(kind: int, text: str, charset: str) -> bytes:
     data = text.encode(charset)
-    return bytes([0xFF, kind]) + _vlq(len(data)) + data
+    return bytes([0xFF, kind]) + vlq(len(data)) + data
