@@ -14,15 +14,16 @@ input with a weight matrix W (a ``MatMul`` against ``Transpose(W)``, or a ``Gemm
     W8    = Cast(Round(W^T / scale), int8)               (K, N), in -63..63 (see LIMIT)
     y     = DynamicQuantizeMatMul(x, W8, scale[, bias])
 
-An ``LSTM`` node (the LSTM's prefill: ONNX's own operator, a float32 recurrence of one-row
-products, one after another) becomes ``DynamicQuantizeLSTM`` with its input and recurrence
-weights made int8 the same way, per gate column (on the 2-core EPYC its 417-token prefill
-took 52 ms instead of 72 with two threads, 69 instead of 105 with one).
-
 Every node of the first two lines reads only initializers, so ONNX Runtime's constant folding
 computes them when it opens the graph: the int8 weights are made from ``model.safetensors``
 at load (up to 50 ms more per shipped model on the 2-core EPYC), and the float32 copies that
 nothing else reads are dropped.
+
+An ``LSTM`` node (the LSTM's prefill: ONNX's own operator, a float32 recurrence of one-row
+products, one after another) becomes ``DynamicQuantizeLSTM``, its input and recurrence
+weights made int8 the same way at load, per gate column: on the 2-core EPYC the 417-token
+prefill of the shipped LSTM takes 52 ms instead of 72 with two threads, 79 instead of 120
+with one.
 
 The float32 graphs stay the reference (`musegen.runtime.onnx_runtime`); the difference in
 bits per note is measured by ``python -m musegen.bench_precision``.
