@@ -154,14 +154,13 @@ class Studio:
     ) -> Future | None:
         """Read the clip into ``model`` in the background, as Continue will read it, so that
         pressing Continue does not wait for the model to read the clip (`MuseGen.warm`).
-        The page calls this when the model choice changes; `preview` does it for uploads.
+        The page calls this when the model or quantize choice changes; `preview` does it for
+        uploads and track changes.
         Returns the background job (its result: whether the model kept the reading)."""
         if midi_path is None:
             return None
         m = self.model(model)
-        primer = m.prepare(
-            midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
-        )
+        primer = _primer(m, midi_path, track, quantize)
         return self._read_ahead(m, primer)
 
     def _read_ahead(self, m: MuseGen, primer: Primer) -> Future | None:
@@ -193,8 +192,8 @@ class Studio:
 
     def _render(self, items: list[_Take]) -> list[Rendered]:
         """Write MIDI, WAV and PNG of each take in ``items``, named its ``stem``, into a
-        fresh folder of their own. The audio renders on a second
-        thread while the piano rolls are drawn (FluidSynth runs without the GIL)."""
+        fresh folder of their own. The audio renders on a second thread while the piano
+        rolls are drawn (FluidSynth runs without the GIL)."""
         self.prune()
         rendered = []
         for pm, _, _, stem in items:
@@ -235,9 +234,7 @@ class Studio:
         """The primer alone, as ``model`` will read it (notes of the chosen track); the model
         reads it in the background meanwhile (`warm`)."""
         m = self.model(model)
-        primer = m.prepare(
-            midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
-        )
+        primer = _primer(m, midi_path, track, quantize)
         self._read_ahead(m, primer)
         pm = m.to_midi(primer, [])
         return self._render([_Take(pm, None, "your melody", _stem(midi_path))])[0]
@@ -266,9 +263,7 @@ class Studio:
         m = self.model(model)
         key_arg = _key_arg(key, midi_path is not None)
         t0 = time.perf_counter()
-        primer = m.prepare(
-            midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
-        )
+        primer = _primer(m, midi_path, track, quantize)
         rows = m.generate_ids(
             primer,
             n=variations,
@@ -320,9 +315,7 @@ class Studio:
         m = self.model(model)
         key_arg = _key_arg(key, True)
         t0 = time.perf_counter()
-        primer = m.prepare(
-            midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize
-        )
+        primer = _primer(m, midi_path, track, quantize)
         gap = m.plan_infill(primer, first_bar, last_bar)
         rows = m.infill_ids(
             primer,
@@ -356,6 +349,12 @@ class Studio:
             f"{seconds * 1000:.0f} ms (seed {seed}; everything outside them is yours, unchanged)"
         )
         return results, summary + _reading(m, primer, key_arg)
+
+
+def _primer(m: MuseGen, midi_path: str | None, track: str | int | None, quantize: str) -> Primer:
+    """The clip as ``m`` reads it, the same way for the preview, the reading ahead, Continue
+    and Regenerate (so what is read ahead is what Continue asks for)."""
+    return m.prepare(midi_path, track=parse_track(track), limits=DEMO_LIMITS, quantize=quantize)
 
 
 def _warm_quietly(m: MuseGen, primer: Primer) -> bool:
