@@ -35,11 +35,12 @@ from musegen.checkpoint import examples_dir
 from musegen.errors import ConfigError, MidiError, MuseGenError
 from musegen.generate.muse import MuseGen, Primer, load
 from musegen.generate.theory import MODES, NOTE_NAMES
+from musegen.io.audio import write_wav
 from musegen.io.midi_out import write_pretty_midi
+from musegen.io.pianoroll import piano_roll
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
 from musegen.options import ARCHITECTURES, DEFAULT_MODEL, DEFAULT_QUANTIZE, Sampling, draw_seed
 from musegen.quantize import MODES as QUANTIZE_MODES
-from musegen.render import piano_roll, write_wav
 
 if TYPE_CHECKING:
     import pretty_midi

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from musegen.errors import ConfigError
 from musegen.io.midi_out import pretty_midi_bytes, write_pretty_midi
 from musegen.options import ARCHITECTURES
 from musegen.runtime import installed
@@ -229,10 +230,19 @@ def runtime_step_ms(runtime, positions: list[int], steps: int) -> list[tuple[int
     return [(p, 1e3 * statistics.median(t)) for p, t in times.items()]
 
 
+def new_figure(size: tuple[float, float], dpi: int = 100):
+    """A matplotlib Figure not tied to pyplot (it leaves the user's backend alone).
+
+    Raises `ConfigError` without matplotlib, saying what to install."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ConfigError("--plot needs matplotlib: pip install matplotlib") from e
+    return Figure(figsize=size, dpi=dpi)
+
+
 def plot_step_costs(costs: dict, path: str | Path) -> None:
     """Step ms against position, one line per model, as a PNG (needs matplotlib)."""
-    from musegen.render import new_figure
-
     fig = new_figure((8, 3.6))
     ax = fig.subplots()
     for runtime, by_model in costs.items():

@@ -6,7 +6,7 @@ Each round uploads the clip as new (the model forgets what it read), renders its
 the page does on upload, reading the clip into the model meanwhile), waits as a musician
 reaching for the button would, and presses Continue (generate, write the MIDI, render the
 audio, draw the piano roll). Prints the medians and ranges, and how much of a press was
-generating. Needs the ``demo`` extra's matplotlib (and FluidSynth for the audio it times).
+generating. Needs the ``demo`` extra (and FluidSynth for the audio it times).
 """
 
 from __future__ import annotations

@@ -455,9 +455,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from musegen import bench
 
     if args.plot:  # fail now, not after minutes of measuring
-        from musegen.render import new_figure
-
-        new_figure((1, 1))
+        bench.new_figure((1, 1))
         if not Path(args.plot).resolve().parent.is_dir():
             raise ConfigError(f"--plot {args.plot}: its folder does not exist")
     if args.primer is not None and not Path(args.primer).is_file():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from musegen import render
 from musegen.bench_tokenize import abc2midi_path, make_folk_midis, music21_corpus_dir
+from musegen.io import audio
 from musegen.io.midi_out import vlq
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -166,9 +166,9 @@ def midi_builder():
 @pytest.fixture
 def fresh_probe():
     """FluidSynth probed anew in the test, and again after it (for the tests that follow)."""
-    render.forget_audio_probe()
+    audio.forget_audio_probe()
     yield
-    render.forget_audio_probe()
+    audio.forget_audio_probe()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from musegen.app import ALL_TRACKS, KEYS, MAX_VARIATIONS, Studio, parse_track
 from musegen.errors import ConfigError, MidiError
-from musegen.render import CONTINUATION_COLOUR, PRIMER_COLOUR
+from musegen.io.pianoroll import CONTINUATION_COLOUR, PRIMER_COLOUR
 
 gr = pytest.importorskip("gradio")
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
@@ -30,10 +30,10 @@ def _wav_seconds(path: str) -> float:
 
 
 def _colours(png: str) -> set[tuple[int, int, int]]:
-    import matplotlib.image
+    from PIL import Image
 
-    rgb = (matplotlib.image.imread(png)[..., :3] * 255).round().astype(int)
-    return {tuple(p) for p in rgb.reshape(-1, 3)}
+    with Image.open(png) as image:
+        return {rgb for _, rgb in image.convert("RGB").getcolors(maxcolors=1 << 24)}
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -411,12 +411,12 @@ def test_concurrent_users_and_oversize_upload(server, capsys, fresh_probe):
 def test_concurrent_users_without_libfluidsynth(server, capsys, no_libfluidsynth):
     """The fresh-machine case: 8 users press Continue at once on a server whose FluidSynth
     library is missing; every answer comes back, with the plain synth's audio."""
-    from musegen import render
+    from musegen.io import audio
 
     args = ["--url", server, "--users", "8", "--calls", "1", "--bars", "1"]
     assert _load_test().main(args) == 0
     assert "8 answered, 0 errors" in capsys.readouterr().out
-    assert render.fluidsynth_available() is False
+    assert audio.fluidsynth_available() is False
 
 
 def test_any_server_failure_reaches_the_page_with_its_message(server, studio, monkeypatch):

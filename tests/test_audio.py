@@ -1,4 +1,4 @@
-"""Audio and piano-roll rendering."""
+"""Audio: synthesis (FluidSynth or the plain synth) and WAV files."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from musegen import render
 from musegen.errors import ConfigError
+from musegen.io import audio
 
 
 @pytest.fixture
@@ -28,9 +28,9 @@ def tune() -> pretty_midi.PrettyMIDI:
 
 @pytest.mark.parametrize("backend", ["plain", "auto"])
 def test_synthesize_length_and_level(tune, backend):
-    samples, used = render.synthesize(tune, 16000, backend=backend)
+    samples, used = audio.synthesize(tune, 16000, backend=backend)
     assert samples.dtype == np.float32
-    assert len(samples) == int((tune.get_end_time() + render.TAIL_SECONDS) * 16000)
+    assert len(samples) == int((tune.get_end_time() + audio.TAIL_SECONDS) * 16000)
     assert abs(float(np.abs(samples).max()) - 0.9) < 1e-6
     assert used == "plain" if backend == "plain" else used in ("plain", "fluidsynth")
     # sound while notes play, silence at the end of the tail
@@ -39,10 +39,10 @@ def test_synthesize_length_and_level(tune, backend):
 
 
 def test_fluidsynth_missing_is_a_clear_error(tune, monkeypatch):
-    monkeypatch.setattr(render, "fluidsynth_available", lambda: False)
-    assert render.synthesize(tune, backend="auto")[1] == "plain"
+    monkeypatch.setattr(audio, "fluidsynth_available", lambda: False)
+    assert audio.synthesize(tune, backend="auto")[1] == "plain"
     with pytest.raises(ConfigError, match="libfluidsynth"):
-        render.synthesize(tune, backend="fluidsynth")
+        audio.synthesize(tune, backend="fluidsynth")
 
 
 def _render_at_once(tune, threads: int) -> list:
@@ -51,7 +51,7 @@ def _render_at_once(tune, threads: int) -> list:
 
     def one(_):
         barrier.wait()
-        return render.synthesize(tune, 16000)
+        return audio.synthesize(tune, 16000)
 
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(one, range(threads)))
@@ -61,9 +61,9 @@ def test_without_libfluidsynth_concurrent_renders_fall_back(tune, no_libfluidsyn
     results = _render_at_once(tune, 16)
     assert [used for _, used in results] == ["plain"] * 16
     assert all(abs(float(np.abs(a).max()) - 0.9) < 1e-6 for a, _ in results)
-    assert render.fluidsynth_available() is False
+    assert audio.fluidsynth_available() is False
     with pytest.raises(ConfigError, match="libfluidsynth"):
-        render.synthesize(tune, backend="fluidsynth")
+        audio.synthesize(tune, backend="fluidsynth")
 
 
 @pytest.mark.skipif(
@@ -82,13 +82,13 @@ def test_a_failing_fluidsynth_falls_back_to_the_plain_synth(tune, monkeypatch, c
     def broken(pm, rate):
         raise ImportError("fluidsynth() was called but pyfluidsynth is not installed.")
 
-    monkeypatch.setattr(render, "fluidsynth_available", lambda: True)
-    monkeypatch.setattr(render, "_fluidsynth", broken)
-    samples, used = render.synthesize(tune, 16000)
+    monkeypatch.setattr(audio, "fluidsynth_available", lambda: True)
+    monkeypatch.setattr(audio, "_fluidsynth", broken)
+    samples, used = audio.synthesize(tune, 16000)
     assert used == "plain" and np.abs(samples).max() > 0.1
     assert "FluidSynth failed" in caplog.text
     with pytest.raises(ConfigError, match="could not render"):
-        render.synthesize(tune, backend="fluidsynth")
+        audio.synthesize(tune, backend="fluidsynth")
 
 
 def test_drums_only_render_silence_not_nan():
@@ -96,62 +96,20 @@ def test_drums_only_render_silence_not_nan():
     kit = pretty_midi.Instrument(0, is_drum=True)
     kit.notes.append(pretty_midi.Note(100, 36, 0.0, 0.5))
     pm.instruments.append(kit)
-    samples, _ = render.synthesize(pm, 16000, backend="plain")
+    samples, _ = audio.synthesize(pm, 16000, backend="plain")
     assert np.isfinite(samples).all() and not samples.any()
 
 
 def test_bad_options(tune):
     with pytest.raises(ConfigError, match="backend"):
-        render.synthesize(tune, backend="mp3")
+        audio.synthesize(tune, backend="mp3")
     with pytest.raises(ConfigError, match="8000-96000"):
-        render.synthesize(tune, 100)
+        audio.synthesize(tune, 100)
 
 
 def test_wav_round_trip():
     samples = np.sin(np.linspace(0, 100, 8000)).astype(np.float32) * 0.5
-    with wave.open(io.BytesIO(render.wav_bytes(samples, 8000))) as w:
+    with wave.open(io.BytesIO(audio.wav_bytes(samples, 8000))) as w:
         assert (w.getframerate(), w.getnframes(), w.getsampwidth()) == (8000, 8000, 2)
         back = np.frombuffer(w.readframes(8000), "<i2") / 32767
     assert np.abs(back - samples).max() < 1e-4
-
-
-def test_piano_roll_colours_split_primer_and_continuation(tune, tmp_path):
-    import matplotlib.image
-
-    def colours(split):
-        path = tmp_path / f"roll_{split}.png"
-        render.piano_roll(tune, path, split=split, title="t")
-        rgb = (matplotlib.image.imread(path)[..., :3] * 255).round().astype(int)
-        return {tuple(p) for p in rgb.reshape(-1, 3)}
-
-    primer = tuple(int(render.PRIMER_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
-    new = tuple(int(render.CONTINUATION_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
-    only_primer = colours(None)
-    assert primer in only_primer and new not in only_primer
-    both = colours(1.0)
-    assert primer in both and new in both
-
-
-def test_piano_roll_reads_in_bars_and_names_notes(tune, tmp_path, monkeypatch):
-    """The time axis is numbered in bars from 1 (beats marked under it) and every white key
-    of a narrow range is named, as in a DAW."""
-    from matplotlib.figure import Figure
-
-    drawn: list = []
-    real_savefig = Figure.savefig
-
-    def keep(fig, *args, **kwargs):
-        drawn.append(fig.axes[0])
-        return real_savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
-    tune.instruments[0].notes.append(pretty_midi.Note(90, 62, 2.0, 9.5))  # 5 bars at 120 bpm
-    render.piano_roll(tune, tmp_path / "roll.png")
-    ax = drawn[0]
-    assert ax.get_xlabel() == "bar"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4", "5"]
-    (marks,) = [c for c in ax.collections if c.get_gid() == "beats"]
-    beats = sorted(float(seg[0][0]) for seg in marks.get_segments())
-    assert beats[:6] == [0.5, 1.0, 1.5, 2.5, 3.0, 3.5]  # the 3 beats inside each bar
-    names = [t.get_text() for t in ax.get_yticklabels()]
-    assert names[:3] == ["C4", "D4", "E4"] and "F#4" not in names and "D5" in names

@@ -1,16 +1,15 @@
-"""Hear and see a melody: audio (WAV) and piano-roll pictures (PNG).
+"""Hear a melody: audio samples and WAV files.
 
-Audio uses FluidSynth with the General MIDI soundfont that ships in the pretty_midi wheel
-(TimGM6mb.sf2) when pyfluidsynth and the system libfluidsynth are installed, and otherwise
-pretty_midi's own additive synth (no extra dependency). Pictures need matplotlib (the
-``demo`` or ``train`` extra).
+FluidSynth renders with the General MIDI soundfont that ships in the pretty_midi wheel
+(TimGM6mb.sf2) when pyfluidsynth and the system libfluidsynth are installed; otherwise
+pretty_midi's own additive synth does (no extra dependency). Pictures are
+`musegen.io.pianoroll`'s.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import math
 import threading
 import wave
 from pathlib import Path
@@ -21,12 +20,7 @@ import pretty_midi
 from musegen.errors import ConfigError
 
 SAMPLE_RATE = 22050
-PRIMER_COLOUR = "#7f8c9a"  # grey-blue: what the user gave
-CONTINUATION_COLOUR = "#e4572e"  # orange: what the model wrote
 TAIL_SECONDS = 1.0  # let the last note ring out
-BLACK_KEYS = {1, 3, 6, 8, 10}  # pitch classes shaded in the piano roll
-MAX_BAR_LABELS = 24  # more bars than this: number every 2nd, 3rd, ...
-MAX_PITCH_LABELS = 22  # more white keys than this: name only the Cs
 
 log = logging.getLogger(__name__)
 
@@ -150,78 +144,3 @@ def write_wav(pm: pretty_midi.PrettyMIDI, path: str | Path, sample_rate: int = S
     samples, used = synthesize(pm, sample_rate)
     Path(path).write_bytes(wav_bytes(samples, sample_rate))
     return used
-
-
-def piano_roll(
-    pm: pretty_midi.PrettyMIDI,
-    path: str | Path,
-    *,
-    split: float | tuple[float, float] | None = None,
-    title: str | None = None,
-) -> None:
-    """Draw ``pm`` as a piano roll PNG, read as in a DAW: the time axis in bars (numbered from
-    1, bar lines across, beats marked under the axis), the pitch axis with note names and
-    shaded black-key rows. Notes starting at or after ``split`` seconds are the continuation
-    (orange), earlier ones the primer (grey-blue); with ``split=(start, end)``, the notes of
-    that span are the new ones (regenerated bars) and the span is shaded."""
-    fig = new_figure((10, 3.2))
-    ax = fig.subplots()
-    notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
-    low = min((n.pitch for n in notes), default=60) - 2
-    high = max((n.pitch for n in notes), default=72) + 2
-    for p in range(low, high + 1):
-        if p % 12 in BLACK_KEYS:
-            ax.axhspan(p - 0.5, p + 0.5, color="#f2f2f2", lw=0, zorder=0)
-    # the output's notes are timed on a finer grid than ``split``: allow a small tolerance
-    lo, hi = (split, math.inf) if not isinstance(split, tuple) else split
-    new = [split is not None and lo - 1e-4 <= n.start < hi - 1e-4 for n in notes]
-    for colour, part in (
-        (PRIMER_COLOUR, [n for n, is_new in zip(notes, new, strict=True) if not is_new]),
-        (CONTINUATION_COLOUR, [n for n, is_new in zip(notes, new, strict=True) if is_new]),
-    ):
-        # one broken_barh per pitch: a few artists, however many notes
-        by_pitch: dict[int, list[tuple[float, float]]] = {}
-        for n in part:
-            by_pitch.setdefault(n.pitch, []).append((n.start, n.end - n.start))
-        for pitch, spans in by_pitch.items():
-            ax.broken_barh(spans, (pitch - 0.4, 0.8), color=colour, lw=0, zorder=2)
-    end = max(pm.get_end_time(), 1.0)
-    downbeats = [float(t) for t in pm.get_downbeats() if t <= end + 1e-6]
-    # Bar lines, and beats as short marks under the axis where minor ticks would be: one
-    # collection each (as ticks, a long clip's hundreds of beats took most of the drawing).
-    at_x = ax.get_xaxis_transform()  # x in seconds, y in axes fractions
-    ax.vlines(downbeats, 0, 1, transform=at_x, colors="#bbbbbb", lw=0.6, zorder=1)
-    bars = set(downbeats)
-    beats = [float(t) for t in pm.get_beats() if t <= end + 1e-6 and float(t) not in bars]
-    ax.vlines(beats, -0.012, 0, transform=at_x, colors="black", lw=0.6, clip_on=False, gid="beats")
-    if isinstance(split, tuple):
-        ax.axvspan(lo, hi, color=CONTINUATION_COLOUR, alpha=0.12, lw=0, zorder=0)
-    if split is not None:
-        for t in (lo, hi) if isinstance(split, tuple) else (lo,):
-            ax.axvline(t, color=CONTINUATION_COLOUR, lw=1.2, ls="--", zorder=3)
-    ax.set_xlim(0, end)
-    ax.set_ylim(low - 0.5, high + 0.5)
-    every = max(1, math.ceil(len(downbeats) / MAX_BAR_LABELS))
-    shown = list(range(0, len(downbeats), every))
-    ax.set_xticks([downbeats[i] for i in shown], [str(i + 1) for i in shown])
-    ax.set_xlabel("bar")
-    names = [p for p in range(low, high + 1) if p % 12 not in BLACK_KEYS]
-    if len(names) > MAX_PITCH_LABELS:  # a wide range: name the Cs only
-        names = [p for p in names if p % 12 == 0] or [low]
-    ax.set_yticks(names, [pretty_midi.note_number_to_name(p) for p in names], fontsize=7)
-    if title:
-        ax.set_title(title, fontsize=10)
-    # fixed margins that fit these labels (note names, bar numbers, a title): measuring them
-    # (tight_layout) took a sixth of the drawing
-    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.15, top=0.9 if title else 0.97)
-    fig.savefig(path, format="png")
-
-
-def new_figure(size: tuple[float, float], dpi: int = 100):
-    """A matplotlib Figure not tied to pyplot: safe in server threads, leaves the user's
-    backend alone, freed when it goes out of scope."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ConfigError("pictures need matplotlib: pip install 'musegen[demo]'") from e
-    return Figure(figsize=size, dpi=dpi)
