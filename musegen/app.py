@@ -35,7 +35,7 @@ from musegen.checkpoint import examples_dir
 from musegen.errors import ConfigError, MidiError, MuseGenError
 from musegen.generate.muse import MuseGen, Primer, load
 from musegen.generate.theory import MODES, NOTE_NAMES
-from musegen.io.audio import write_wav
+from musegen.io.audio import Renders, write_wav
 from musegen.io.midi_out import write_pretty_midi
 from musegen.io.pianoroll import piano_roll
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
@@ -121,6 +121,9 @@ class Studio:
         self._warming = ThreadPoolExecutor(1, thread_name_prefix="musegen-warm")
         self._waiting: Future | None = None
         self._waiting_lock = threading.Lock()
+        # a clip's audio, rendered for its preview, is reused by its takes (only their new
+        # bars are rendered)
+        self.renders = Renders()
 
     @property
     def names(self) -> list[str]:
@@ -205,8 +208,8 @@ class Studio:
             rendered.append(Rendered(midi, audio, roll))
         with ThreadPoolExecutor(1, thread_name_prefix="musegen-audio") as audio_thread:
             waves = [
-                audio_thread.submit(write_wav, pm, r.audio)
-                for (pm, *_), r in zip(items, rendered, strict=True)
+                audio_thread.submit(write_wav, pm, r.audio, split=split, kept=self.renders)
+                for (pm, split, *_), r in zip(items, rendered, strict=True)
             ]
             for (pm, split, title, _), r in zip(items, rendered, strict=True):
                 piano_roll(pm, r.roll, split=split, title=title)

@@ -2,11 +2,12 @@
 
     python -m musegen.bench_demo --primer data/folk/midi/test/essenFolksong_boehme10_30.mid
 
-Each round uploads the clip as new (the model forgets what it read), renders its preview (as
-the page does on upload, reading the clip into the model meanwhile), waits as a musician
-reaching for the button would, and presses Continue (generate, write the MIDI, render the
-audio, draw the piano roll). Prints the medians and ranges, and how much of a press was
-generating. Needs the ``demo`` extra (and FluidSynth for the audio it times).
+Each round uploads the clip as new (the model forgets what it read, the studio the audio it
+rendered), renders its preview (as the page does on upload, reading the clip into the model
+meanwhile), waits as a musician reaching for the button would, and presses Continue
+(generate, write the MIDI, render the new bars' audio, draw the piano roll). Prints the
+medians and ranges, and how much of a press was generating. Needs the ``demo`` extra (and
+FluidSynth for the audio it times).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from musegen.app import Studio
 from musegen.checkpoint import examples_dir
+from musegen.io.audio import Renders
 from musegen.options import DEFAULT_MODEL
 
 
@@ -34,6 +36,7 @@ def presses(
         forget = getattr(studio.model(model).runtime, "forget", None)
         if forget is not None:  # the clip is new to the model each round
             forget()
+        studio.renders = Renders()  # and its audio new to the studio
         t0 = time.perf_counter()
         studio.preview(primer, None, model)
         out["upload"].append(1e3 * (time.perf_counter() - t0))

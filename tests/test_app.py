@@ -70,6 +70,32 @@ def test_continue_renders_midi_audio_and_roll(studio):
     assert all(Path(p).parent.parent == studio.scratch for p in (r.midi, r.audio, r.roll))
 
 
+def test_takes_of_a_previewed_clip_render_only_their_new_bars(studio, monkeypatch):
+    """The preview renders the clip; Continue and its variations render only the notes they
+    add, mixed over the clip's kept audio."""
+    from musegen.io import audio
+
+    rendered: list[int] = []
+    for name in ("_fluidsynth", "_plain"):
+        real = getattr(audio, name)
+
+        def counting(pm, rate, real=real):
+            rendered.append(sum(len(i.notes) for i in pm.instruments))
+            return real(pm, rate)
+
+        monkeypatch.setattr(audio, name, counting)
+    studio.renders = audio.Renders()
+    clip_notes = sum(len(i.notes) for i in pretty_midi.PrettyMIDI(str(JIG)).instruments)
+    studio.preview(str(JIG), model="lstm")
+    assert rendered == [clip_notes]
+    results, _ = studio.continue_midi(str(JIG), model="lstm", bars=2, variations=2, seed=4)
+    new = [sum(len(i.notes) for i in pretty_midi.PrettyMIDI(r.midi).instruments) for r in results]
+    assert rendered == [clip_notes, *(n - clip_notes for n in new)]
+    for r in results:
+        end = pretty_midi.PrettyMIDI(r.midi).get_end_time()
+        assert abs(_wav_seconds(r.audio) - (end + 1.0)) < 0.05
+
+
 def test_regenerate_bars_keeps_the_rest_and_marks_the_bars(studio):
     from musegen.midi import read_score
 

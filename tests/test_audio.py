@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes.util
 import io
+import math
 import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -113,3 +114,99 @@ def test_wav_round_trip():
         assert (w.getframerate(), w.getnframes(), w.getsampwidth()) == (8000, 8000, 2)
         back = np.frombuffer(w.readframes(8000), "<i2") / 32767
     assert np.abs(back - samples).max() < 1e-4
+
+
+def _continued(tune: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+    """``tune`` and two new notes after it (from 2.0 s), one ringing over from before."""
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=73)
+    inst.notes = [*tune.instruments[0].notes, pretty_midi.Note(90, 64, 1.9, 2.6)]
+    inst.notes += [pretty_midi.Note(80, 67, 2.0, 2.4), pretty_midi.Note(80, 71, 2.5, 3.0)]
+    pm.instruments.append(inst)
+    return pm
+
+
+def test_rendering_apart_at_a_split_mixes_to_the_whole(tune):
+    """The plain synth adds note by note, so the music before and from the split rendered
+    apart and mixed is the music rendered whole: the parts are aligned in time and mixed at
+    their own levels."""
+    pm = _continued(tune)
+    whole, _ = audio.synthesize(pm, 16000, backend="plain")
+    for split in (2.0, (2.0, 2.45)):
+        apart, _ = audio.synthesize(pm, 16000, backend="plain", split=split)
+        assert apart.shape == whole.shape
+        assert np.abs(apart - whole).max() < 1e-5
+
+
+def test_a_kept_render_is_reused_for_what_takes_share(tune, monkeypatch):
+    """A clip rendered for its preview is not rendered again for its continuations: only
+    their new notes are, and the audio is what rendering both parts gives."""
+    rendered: list[int] = []
+    real = audio._plain
+
+    def counting(pm, rate):
+        rendered.append(sum(len(i.notes) for i in pm.instruments))
+        return real(pm, rate)
+
+    monkeypatch.setattr(audio, "_plain", counting)
+    kept = audio.Renders(size=2)
+    pm = _continued(tune)
+    clip = audio._parts(pm, 2.0, math.inf)[0]  # what the preview shows: the clip alone
+    audio.synthesize(clip, 16000, backend="plain", kept=kept)
+    assert rendered == [5]
+    first, _ = audio.synthesize(pm, 16000, backend="plain", split=2.0, kept=kept)
+    again, _ = audio.synthesize(pm, 16000, backend="plain", split=2.0, kept=kept)
+    assert rendered == [5, 2, 2]  # the clip once, the new notes each time
+    fresh, _ = audio.synthesize(pm, 16000, backend="plain", split=2.0)
+    assert np.array_equal(first, fresh) and np.array_equal(again, fresh)
+    for other in (2.2, 2.8):  # other splits, other first parts: the oldest is dropped
+        audio.synthesize(pm, 16000, backend="plain", split=other, kept=kept)
+    audio.synthesize(clip, 16000, backend="plain", kept=kept)
+    assert rendered[-1] == 5
+
+
+@pytest.mark.skipif(
+    ctypes.util.find_library("fluidsynth") is None,
+    reason="the system libfluidsynth is not installed (Debian: apt install libfluidsynth3)",
+)
+def test_fluidsynth_apart_sounds_as_whole(tune, fresh_probe):
+    """FluidSynth starts notes on 64-sample blocks counted from its own start, so parts
+    rendered apart differ sample by sample; their loudness over time is the same."""
+    pytest.importorskip("fluidsynth", reason="pyfluidsynth is not installed")
+    pm = _continued(tune)
+    whole, used = audio.synthesize(pm, 16000, backend="fluidsynth")
+    apart, _ = audio.synthesize(pm, 16000, backend="fluidsynth", split=2.0)
+    assert used == "fluidsynth" and apart.shape == whole.shape
+
+    def loudness(x):  # RMS over 50 ms windows
+        n = len(x) // 800
+        return np.sqrt((x[: n * 800].reshape(n, 800) ** 2).mean(1))
+
+    assert np.abs(loudness(apart) - loudness(whole)).max() < 0.1 * loudness(whole).max()
+    assert np.array_equal(apart, audio.synthesize(pm, 16000, backend="fluidsynth", split=2.0)[0])
+
+
+def test_new_notes_render_with_the_controllers_in_force_where_they_start():
+    """A pedal pressed and a volume set before the split still hold for the new notes."""
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=0)
+    inst.notes = [pretty_midi.Note(90, 60, 0.0, 1.0), pretty_midi.Note(90, 62, 2.0, 3.0)]
+    inst.control_changes = [
+        pretty_midi.ControlChange(7, 100, 0.0),
+        pretty_midi.ControlChange(64, 127, 0.5),
+        pretty_midi.ControlChange(7, 40, 1.5),
+        pretty_midi.ControlChange(64, 0, 2.5),
+    ]
+    inst.pitch_bends = [pretty_midi.PitchBend(300, 0.2), pretty_midi.PitchBend(-100, 1.0)]
+    pm.instruments.append(inst)
+    old, new = audio._parts(pm, 2.0, math.inf)
+    assert [n.pitch for n in old.instruments[0].notes] == [60]
+    assert old.instruments[0].control_changes == inst.control_changes  # its state as a whole
+    (part,) = new.instruments
+    assert [n.pitch for n in part.notes] == [62]
+    assert [(c.number, c.value, c.time) for c in part.control_changes] == [
+        (7, 40, 2.0),
+        (64, 127, 2.0),
+        (64, 0, 2.5),
+    ]
+    assert [(b.pitch, b.time) for b in part.pitch_bends] == [(-100, 2.0)]
