@@ -465,18 +465,20 @@ def test_step_graph_scores_what_the_prefill_graph_scores(shipped, arch):
         np.testing.assert_allclose(nll, m._token_nll(tune), rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("arch", ["lstm", "mamba"])
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_bound_steps_give_the_plain_steps_results(arch):
-    """Steps bound to two state buffers (the fast path) against plain ``run`` calls: the
-    same logits and states, bit for bit, across a change of batch size and a new state."""
+    """Bound steps (the fast path: the LSTM's and Mamba's two state buffers, the
+    Transformer's rings read in place) against plain ``run`` calls: the same logits and
+    states, bit for bit, across a change of batch size, a new state and (the Transformer's)
+    rings that grow."""
     rt = OnnxRuntime(ckpt.SHIPPED_DIR / arch, precision="int8", prefill_cache=0)
     rng = np.random.default_rng(2)
     _, first = rt.prefill([1, *rng.integers(5, 300, 40).tolist()])
-    for rows in (2, 3, 2):
+    for rows, steps in ((2, 100), (3, 30), (2, 30)):
         fast = rt.repeat(first, rows)
         slow = {name: a.copy() for name, a in fast.items()}
         kept = []
-        for _ in range(30):
+        for _ in range(steps):
             tokens = rng.integers(5, 300, rows)
             a, fast = rt.step(tokens, fast)
             b, slow = rt.step_unbound(tokens, slow)
