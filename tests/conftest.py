@@ -3,6 +3,7 @@ builder for hand-made (and hostile) Standard MIDI Files."""
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 from pathlib import Path
@@ -15,6 +16,20 @@ from musegen.io.midi_out import vlq
 
 DATA_DIR = Path(__file__).parent / "data"
 THIRDPARTY_DIR = DATA_DIR / "thirdparty"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
+    """musegen's cache (converted corpora, the graphs ONNX Runtime optimized) in a folder of
+    the test run's own, for every test and the processes they start: nothing read from or
+    left in the user's ~/.cache."""
+    before = os.environ.get("MUSEGEN_CACHE")
+    os.environ["MUSEGEN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        del os.environ["MUSEGEN_CACHE"]
+    else:
+        os.environ["MUSEGEN_CACHE"] = before
 
 
 def thirdparty_files() -> list[Path]:

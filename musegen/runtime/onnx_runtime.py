@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from musegen.errors import CheckpointError
+from musegen.runtime.graph_cache import open_session
 
 GRAPH_VERSION = 2  # 2: the Transformer's keys transposed in their ring (ring_axis)
 PREFILL, STEP = "prefill.onnx", "step.onnx"
@@ -97,7 +98,6 @@ class OnnxRuntime:
         precision: str = "float32",
         prefill_cache: int = PREFILL_CACHE,
     ) -> None:
-        import onnxruntime as ort
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS} (got {precision!r})")
@@ -112,9 +112,7 @@ class OnnxRuntime:
 
         def open_graph(name: str):  # -> onnxruntime.InferenceSession
             try:
-                return ort.InferenceSession(
-                    str(directory / name), options[name], providers=["CPUExecutionProvider"]
-                )
+                return open_session(directory / name, directory / WEIGHTS, options[name])
             except Exception as e:  # onnxruntime raises its own exception types
                 raise CheckpointError(
                     f"{directory / name} could not be opened ({e}); run "
