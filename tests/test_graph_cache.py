@@ -112,3 +112,16 @@ def test_switched_off_or_unwritable_it_opens_the_files(tmp_path, monkeypatch, ca
     got = _run(folder)
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_only_the_graphs_used_last_are_kept(cache, monkeypatch):
+    monkeypatch.setattr(graph_cache, "KEEP", 3)
+    _run(ckpt.SHIPPED_DIR / "lstm")
+    int8 = set(cache.glob("*.onnx"))
+    _run(ckpt.SHIPPED_DIR / "lstm", "float32")  # 4 made: the oldest goes
+    assert len(list(cache.glob("*.onnx"))) == 3
+    float32 = set(cache.glob("*.onnx")) - int8
+    _run(ckpt.SHIPPED_DIR / "lstm")  # the int8 graphs used again (one made again)
+    _run(ckpt.SHIPPED_DIR / "mamba")  # 2 more: the float32 ones, used least lately, go
+    left = set(cache.glob("*.onnx"))
+    assert len(left) == 3 and not left & float32 and len(left & int8) == 1

@@ -13,12 +13,14 @@ graph); the float32 weights it reads as they are stay references into the checkp
 A kept graph's name is a hash of everything it was made from: the graph file, the bytes of
 the weights, ONNX Runtime's version, the optimization level, and this CPU's model and flags (an
 optimized graph may use kernels chosen for the CPU). A change to any of them opens the graph
-afresh and keeps the new result. ``MUSEGEN_GRAPH_CACHE=0`` turns the cache off; a cache folder
-that cannot be written is passed by silently, and a kept graph that does not open is replaced.
+afresh and keeps the new result; the `KEEP` graphs used last are kept, older ones deleted.
+``MUSEGEN_GRAPH_CACHE=0`` turns the cache off; a cache folder that cannot be written is passed
+by silently, and a kept graph that does not open is replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -31,6 +33,7 @@ from typing import Any
 from musegen.options import cache_dir
 
 CACHE_SWITCH_ENV = "MUSEGEN_GRAPH_CACHE"  # "0": open every graph from its file
+KEEP = 32  # kept graphs at most (3-4 MB each); the least lately used go first
 EXTERNAL_FOLDER = "session.model_external_initializers_file_folder_path"
 PROVIDERS = ["CPUExecutionProvider"]
 
@@ -55,9 +58,13 @@ def open_session(graph: Path, weights: Path, options: Any) -> Any:
     if kept.is_file():
         options.add_session_config_entry(EXTERNAL_FOLDER, str(weights.parent))
         try:
-            return ort.InferenceSession(kept.read_bytes(), options, providers=PROVIDERS)
+            session = ort.InferenceSession(kept.read_bytes(), options, providers=PROVIDERS)
         except Exception:  # onnxruntime's own errors: a kept graph cut short, or another's
             kept.unlink(missing_ok=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(kept)  # lately used
+            return session
     return _open_and_keep(graph, kept, options)
 
 
@@ -76,9 +83,20 @@ def _open_and_keep(graph: Path, kept: Path, options: Any) -> Any:
         options.optimized_model_filepath = scratch
         session = ort.InferenceSession(str(graph), options, providers=PROVIDERS)
         os.replace(scratch, kept)  # whole, or not at all: another process may be reading
+        _prune(kept.parent)
         return session
     finally:
         Path(scratch).unlink(missing_ok=True)
+
+
+def _prune(folder: Path) -> None:
+    """Delete all but the `KEEP` kept graphs used last (each session of one touches it)."""
+    graphs = []
+    for path in folder.glob("*.onnx"):
+        with contextlib.suppress(OSError):  # another process may be pruning too
+            graphs.append((path.stat().st_mtime_ns, path))
+    for _, path in sorted(graphs, reverse=True)[KEEP:]:
+        path.unlink(missing_ok=True)
 
 
 def _folder() -> Path:
