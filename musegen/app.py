@@ -63,12 +63,14 @@ DEMO_LIMITS = Limits(max_notes=20_000, max_quarters=4_096, max_seconds=900.0)
 
 class _Take(NamedTuple):
     """A result to render: the music, where its new notes start (seconds, or the span of
-    regenerated bars), the piano roll's title, the files' name."""
+    regenerated bars), the piano roll's title, the files' name, and whether it is a clip of
+    the user's whose audio takes will reuse (a preview)."""
 
     pm: pretty_midi.PrettyMIDI
     split: float | tuple[float, float] | None
     title: str
     stem: str
+    clip: bool = False
 
 
 @dataclass
@@ -200,18 +202,19 @@ class Studio:
         rolls are drawn (FluidSynth runs without the GIL)."""
         self.prune()
         rendered = []
-        for pm, _, _, stem in items:
+        for pm, _, _, stem, _ in items:
             folder = self.scratch / uuid.uuid4().hex
             folder.mkdir(parents=True)
             midi, audio, roll = (str(folder / f"{stem}{ext}") for ext in (".mid", ".wav", ".png"))
             write_pretty_midi(pm, midi)
             rendered.append(Rendered(midi, audio, roll))
         with ThreadPoolExecutor(1, thread_name_prefix="musegen-audio") as audio_thread:
-            waves = [
-                audio_thread.submit(write_wav, pm, r.audio, split=split, kept=self.renders)
-                for (pm, split, *_), r in zip(items, rendered, strict=True)
-            ]
-            for (pm, split, title, _), r in zip(items, rendered, strict=True):
+            waves = []
+            for (pm, split, _, _, clip), r in zip(items, rendered, strict=True):
+                # a clip's audio is kept, and a take's takes the part it shares from there
+                kept = self.renders if clip or split is not None else None
+                waves.append(audio_thread.submit(write_wav, pm, r.audio, split=split, kept=kept))
+            for (pm, split, title, *_), r in zip(items, rendered, strict=True):
                 piano_roll(pm, r.roll, split=split, title=title)
             for w in waves:
                 w.result()
@@ -241,7 +244,7 @@ class Studio:
         primer = _primer(m, midi_path, track, quantize)
         self._read_ahead(m, primer)
         pm = m.to_midi(primer, [])
-        return self._render([_Take(pm, None, "your melody", _stem(midi_path))])[0]
+        return self._render([_Take(pm, None, "your melody", _stem(midi_path), clip=True)])[0]
 
     def continue_midi(
         self,

@@ -489,6 +489,39 @@ def test_bound_steps_give_the_plain_steps_results(arch):
             np.testing.assert_array_equal(a, b)
 
 
+def test_bound_rings_follow_states_taken_in_turn_and_strided_rings():
+    """The Transformer's bound step with several states stepped in turn (as the bench does),
+    and with a ring that is a strided view (bound as it is, it would read the wrong numbers):
+    the plain steps' results, bit for bit. A binding does not keep a state's rings alive."""
+    import gc
+    import weakref
+
+    rt = OnnxRuntime(ckpt.SHIPPED_DIR / "transformer", precision="int8", prefill_cache=0)
+    rng = np.random.default_rng(3)
+    _, first = rt.prefill([1, *rng.integers(5, 300, 30).tolist()])
+    fast = [{n: a.copy() for n, a in first.items()} for _ in range(3)]
+    slow = [{n: a.copy() for n, a in first.items()} for _ in range(3)]
+    for _ in range(5):
+        for i in range(3):
+            token = rng.integers(5, 300, 1)
+            a, fast[i] = rt.step(token, fast[i])
+            b, slow[i] = rt.step_unbound(token, slow[i])
+            np.testing.assert_array_equal(a, b)
+    strided = {n: a.copy() for n, a in first.items()}
+    wide = np.zeros((*strided["k0"].shape[:-1], 2 * strided["k0"].shape[-1]), np.float32)
+    wide[..., ::2] = strided["k0"]
+    strided["k0"] = wide[..., ::2]  # the same numbers, every other float
+    assert not strided["k0"].flags.c_contiguous
+    plain = {n: a.copy() for n, a in first.items()}
+    a, _ = rt.step(np.array([7]), strided)
+    b, _ = rt.step_unbound(np.array([7]), plain)
+    np.testing.assert_array_equal(a, b)
+    ring = weakref.ref(fast[0]["k0"])
+    fast.clear()
+    gc.collect()
+    assert ring() is None
+
+
 def test_threads_generating_at_once_get_what_they_get_alone():
     """The demo and `musegen serve` answer requests in threads that share a model."""
     from concurrent.futures import ThreadPoolExecutor

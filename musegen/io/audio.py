@@ -79,17 +79,12 @@ def _probe_fluidsynth() -> bool:
 
 
 def _new_synth(sample_rate: int):  # -> (fluidsynth.Synth, soundfont id)
-    """A synthesizer at ``sample_rate`` with the bundled soundfont, chorus off: General MIDI
-    sends nothing to chorus unless a clip raises CC 93, and the idle effect took a sixth of
-    the rendering time (a 38-bar melody: 168 ms with it, 140 without, the same samples).
-
-    Each render gets a new one: a synthesizer's output depends on how long it has run (its
-    reverb's modulation, its 64-sample blocks), so a kept one would not play the same music
-    the same way twice."""
+    """A synthesizer at ``sample_rate`` with the bundled soundfont. Each render gets a new
+    one: a synthesizer's output depends on how long it has run (its reverb's modulation, its
+    64-sample blocks), so a kept one would not play the same music the same way twice."""
     import fluidsynth
 
     synth = fluidsynth.Synth(samplerate=sample_rate)
-    synth.setting("synth.chorus.active", 0)
     sfid = synth.sfload(str(soundfont_path()))
     if sfid < 0:
         synth.delete()
@@ -98,12 +93,19 @@ def _new_synth(sample_rate: int):  # -> (fluidsynth.Synth, soundfont id)
 
 
 def _fluidsynth(pm: pretty_midi.PrettyMIDI, sample_rate: int) -> np.ndarray:
-    """``pm``'s instruments rendered by FluidSynth one after another on one new synthesizer
-    (as pretty_midi's ``fluidsynth`` does) and summed, unscaled; raises where it cannot
-    render."""
+    """``pm``'s instruments rendered by FluidSynth one after another on one new synthesizer,
+    reset before each (pretty_midi's own ``fluidsynth`` lets a pedal, a bend or a ringing
+    note of one instrument carry into the next), and summed, unscaled; raises where it
+    cannot render."""
+    instruments = [i for i in pm.instruments if i.notes]
+    if not instruments:
+        return np.zeros(0, dtype=np.float32)
     synth, sfid = _new_synth(sample_rate)
     try:
-        waves = [i.fluidsynth(synthesizer=synth, sfid=sfid) for i in pm.instruments if i.notes]
+        waves = []
+        for inst in instruments:
+            synth.system_reset()  # sounds off, controllers and programs as at start
+            waves.append(inst.fluidsynth(synthesizer=synth, sfid=sfid))
     finally:
         synth.delete()
     return _mixed(waves)
@@ -122,32 +124,48 @@ def _mixed(waves: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+Split = float | tuple[float, float]
+SPLIT_TOLERANCE = 1e-4  # s: generated notes are timed on a finer grid than a split
+
+
+def is_new(time: float, split: Split) -> bool:
+    """Whether a note starting at ``time`` seconds is new: at or after ``split`` seconds, or
+    inside the span ``split`` = (start, end); up to `SPLIT_TOLERANCE` early counts."""
+    lo, hi = split if isinstance(split, tuple) else (split, math.inf)
+    return lo - SPLIT_TOLERANCE <= time < hi - SPLIT_TOLERANCE
+
+
 def _parts(
-    pm: pretty_midi.PrettyMIDI, lo: float, hi: float
+    pm: pretty_midi.PrettyMIDI, split: Split
 ) -> tuple[pretty_midi.PrettyMIDI, pretty_midi.PrettyMIDI]:
-    """``pm`` as two: the notes starting outside [lo, hi) with every bend and controller
-    change, and the notes inside with those inside, led by the bend and controller values in
-    force at ``lo`` (a sustain pedal down, a volume) so that the new notes sound as they do
-    in the whole. Each instrument is in both, perhaps empty."""
-    outside, inside = pretty_midi.PrettyMIDI(), pretty_midi.PrettyMIDI()
+    """``pm`` as the music a take keeps and its new notes (`is_new`), to render apart.
+
+    The kept part has every bend and controller change (the state its notes play in). The
+    new part has those from the split on, led by all the earlier ones replayed in order just
+    before it: a pedal held down, a volume or a pitch-bend range set earlier hold for the
+    new notes as in the whole. Each instrument is in both, perhaps without notes."""
+    lo = split[0] if isinstance(split, tuple) else split
+    lead = lo - 2 * SPLIT_TOLERANCE  # before the earliest new note
+    kept, new = pretty_midi.PrettyMIDI(), pretty_midi.PrettyMIDI()
     for inst in pm.instruments:
-        old, new = (pretty_midi.Instrument(inst.program, inst.is_drum, inst.name) for _ in "ab")
-        old.notes = [n for n in inst.notes if not lo <= n.start < hi]
-        new.notes = [n for n in inst.notes if lo <= n.start < hi]
-        old.pitch_bends, old.control_changes = inst.pitch_bends, inst.control_changes
-        before = sorted((b for b in inst.pitch_bends if b.time < lo), key=lambda b: b.time)
-        if before:  # the bend in force at lo
-            new.pitch_bends.append(pretty_midi.PitchBend(before[-1].pitch, lo))
-        new.pitch_bends += [b for b in inst.pitch_bends if lo <= b.time < hi]
-        held: dict[int, int] = {}  # controller -> its value at lo
-        for c in sorted(inst.control_changes, key=lambda c: c.time):
-            if c.time < lo:
-                held[c.number] = c.value
-        new.control_changes = [pretty_midi.ControlChange(n, v, lo) for n, v in held.items()]
-        new.control_changes += [c for c in inst.control_changes if lo <= c.time < hi]
-        outside.instruments.append(old)
-        inside.instruments.append(new)
-    return outside, inside
+        old = pretty_midi.Instrument(inst.program, inst.is_drum, inst.name)
+        old.notes = [n for n in inst.notes if not is_new(n.start, split)]
+        old.pitch_bends = list(inst.pitch_bends)
+        old.control_changes = list(inst.control_changes)
+        part = pretty_midi.Instrument(inst.program, inst.is_drum, inst.name)
+        part.notes = [n for n in inst.notes if is_new(n.start, split)]
+        bends = sorted(inst.pitch_bends, key=lambda b: b.time)  # stable: same-time order kept
+        earlier = [b for b in bends if b.time < lead]
+        part.pitch_bends = [pretty_midi.PitchBend(earlier[-1].pitch, lead)] if earlier else []
+        part.pitch_bends += [b for b in bends if b.time >= lead]
+        changes = sorted(inst.control_changes, key=lambda c: c.time)
+        part.control_changes = [
+            pretty_midi.ControlChange(c.number, c.value, lead) for c in changes if c.time < lead
+        ]
+        part.control_changes += [c for c in changes if c.time >= lead]
+        kept.instruments.append(old)
+        new.instruments.append(part)
+    return kept, new
 
 
 def _content(pm: pretty_midi.PrettyMIDI) -> tuple:
@@ -166,14 +184,15 @@ def _content(pm: pretty_midi.PrettyMIDI) -> tuple:
 
 
 class Renders:
-    """Unscaled renders of music that takes share, kept by content (the last ``size``).
+    """Unscaled renders of music that takes share, kept by content, the last used first, up
+    to ``max_bytes`` in all (64 MB: a dozen 1-minute clips at 22,050 Hz).
 
     The web demo renders a clip for its preview, and then every continuation of it, every
     variation and every new take, starts with the same notes: kept here, only the new bars
     are rendered again (`synthesize` with ``split``). Thread-safe."""
 
-    def __init__(self, size: int = 4) -> None:
-        self.size = size
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
         self._kept: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -185,27 +204,30 @@ class Renders:
             return wave
 
     def put(self, key: tuple, wave: np.ndarray) -> None:
-        wave.setflags(write=False)  # shared by every take that reuses it
+        """Keep ``wave`` (made read-only: takes share it); one larger than ``max_bytes`` is
+        not kept."""
+        if wave.nbytes > self.max_bytes:
+            return
+        wave.setflags(write=False)
         with self._lock:
             self._kept[key] = wave
-            while len(self._kept) > self.size:
+            while sum(w.nbytes for w in self._kept.values()) > self.max_bytes:
                 self._kept.popitem(last=False)
 
 
 def _render(
     parts: list[pretty_midi.PrettyMIDI], sample_rate: int, backend: str, kept: Renders | None
 ) -> np.ndarray:
-    """Each part rendered (the first from ``kept`` when there), then mixed."""
-    waves = []
-    for i, part in enumerate(parts):
-        key = (backend, sample_rate, _content(part))
-        wave = kept.get(key) if kept is not None and i == 0 else None
-        if wave is None:
-            wave = (_fluidsynth if backend == "fluidsynth" else _plain)(part, sample_rate)
-            if kept is not None and i == 0:
-                kept.put(key, wave)
-        waves.append(wave)
-    return waves[0] if len(waves) == 1 else _mixed(waves)
+    """The parts rendered and mixed, the first taken from ``kept`` when there (and kept)."""
+    synth = _fluidsynth if backend == "fluidsynth" else _plain
+    first, *rest = parts
+    key = (backend, sample_rate, _content(first))
+    wave = kept.get(key) if kept is not None else None
+    if wave is None:
+        wave = synth(first, sample_rate)
+        if kept is not None:
+            kept.put(key, wave)
+    return _mixed([wave, *(synth(part, sample_rate) for part in rest)]) if rest else wave
 
 
 def synthesize(
@@ -213,7 +235,7 @@ def synthesize(
     sample_rate: int = SAMPLE_RATE,
     *,
     backend: str = "auto",
-    split: float | tuple[float, float] | None = None,
+    split: Split | None = None,
     kept: Renders | None = None,
 ) -> tuple[np.ndarray, str]:
     """Render ``pm`` to mono float32 audio in [-1, 1]; returns (samples, backend used).
@@ -224,25 +246,26 @@ def synthesize(
     plus a short tail, and peaks at 0.9 (silence stays silent).
 
     ``split`` (seconds, or a span (start, end) of seconds): the notes from there on (inside
-    the span) are new, the others the music it continues. The two are rendered apart and
-    mixed, the others taken from ``kept`` when an earlier take rendered the same (a clip's
-    preview, another variation): a continuation then renders only its new bars. Apart or
-    together sound the same (pretty_midi renders each instrument apart too); the samples
-    differ a little (FluidSynth's reverb and 64-sample blocks follow its running time).
+    the span) are new (`is_new`), the others the music they continue. The two are rendered
+    apart and mixed (`_parts`), the others taken from ``kept`` when an earlier take rendered
+    the same (a clip's preview, another variation): a continuation then renders only its
+    new bars. Without ``split``, ``kept`` keeps (or gives) the whole render. Instruments are
+    rendered apart anyway, so a take sounds the same either way; its samples differ a little
+    (a new note may start up to 64 samples, 3 ms, apart: FluidSynth starts notes on blocks
+    counted from when it began).
     """
     if backend not in ("auto", "fluidsynth", "plain"):
         raise ConfigError(f"audio backend must be auto, fluidsynth or plain (got {backend!r})")
     if not 8000 <= sample_rate <= 96000:
         raise ConfigError(f"sample rate must be 8000-96000 Hz (got {sample_rate})")
+    if isinstance(split, tuple) and not split[0] <= split[1]:
+        raise ConfigError(f"a split span must end after it starts (got {split})")
     if backend == "fluidsynth" and not fluidsynth_available():
         raise ConfigError(
             "FluidSynth is not available: install pyfluidsynth and the system libfluidsynth "
             "(Debian: apt install libfluidsynth3), or use the plain synth"
         )
-    parts = [pm]
-    if split is not None:
-        lo, hi = (split, math.inf) if not isinstance(split, tuple) else split
-        parts = list(_parts(pm, lo, hi))
+    parts = [pm] if split is None else list(_parts(pm, split))
     audio, used = None, "plain"
     if backend != "plain" and fluidsynth_available():
         try:
@@ -280,7 +303,7 @@ def write_wav(
     path: str | Path,
     sample_rate: int = SAMPLE_RATE,
     *,
-    split: float | tuple[float, float] | None = None,
+    split: Split | None = None,
     kept: Renders | None = None,
 ) -> str:
     """Render ``pm`` (see `synthesize`) and write it as a WAV file; returns the backend

@@ -20,6 +20,7 @@ from pathlib import Path
 import pretty_midi
 
 from musegen.errors import ConfigError
+from musegen.io.audio import Split, is_new
 
 PRIMER_COLOUR = "#7f8c9a"  # grey-blue: what the user gave
 CONTINUATION_COLOUR = "#e4572e"  # orange: what the model wrote
@@ -54,19 +55,15 @@ class Layout:
     split_lines: list[float]  # where the new notes start (and end)
 
 
-def layout(pm: pretty_midi.PrettyMIDI, split: float | tuple[float, float] | None = None) -> Layout:
+def layout(pm: pretty_midi.PrettyMIDI, split: Split | None = None) -> Layout:
     """Where everything of ``pm``'s roll goes. Notes starting at or after ``split`` seconds
     are new, earlier ones the primer's; with ``split=(start, end)`` the notes of that span are
-    new (regenerated bars) and the span is shaded. Drums are left out."""
+    new (regenerated bars) and the span is shaded (`musegen.io.audio.is_new`, as the audio
+    splits them). Drums are left out."""
     notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
-    low = min((n.pitch for n in notes), default=60) - 2
-    high = max((n.pitch for n in notes), default=72) + 2
-    # the output's notes are timed on a finer grid than ``split``: allow a small tolerance
-    lo, hi = (split, math.inf) if not isinstance(split, tuple) else split
-    shown = [
-        (n.start, n.end, n.pitch, split is not None and lo - 1e-4 <= n.start < hi - 1e-4)
-        for n in notes
-    ]
+    low = max(min((n.pitch for n in notes), default=60) - 2, 0)
+    high = min(max((n.pitch for n in notes), default=72) + 2, 127)
+    shown = [(n.start, n.end, n.pitch, split is not None and is_new(n.start, split)) for n in notes]
     end = max(pm.get_end_time(), 1.0)
     downbeats = [float(t) for t in pm.get_downbeats() if t <= end + 1e-6]
     bars = set(downbeats)
@@ -76,7 +73,7 @@ def layout(pm: pretty_midi.PrettyMIDI, split: float | tuple[float, float] | None
     names = [p for p in range(low, high + 1) if p % 12 not in BLACK_KEYS]
     if len(names) > MAX_PITCH_LABELS:  # a wide range: name the Cs only
         names = [p for p in names if p % 12 == 0] or [low]
-    lines = [] if split is None else [lo] if not isinstance(split, tuple) else [lo, hi]
+    lines = [] if split is None else list(split) if isinstance(split, tuple) else [split]
     return Layout(
         end=end,
         low=low,
@@ -177,7 +174,7 @@ def piano_roll(
     pm: pretty_midi.PrettyMIDI,
     path: str | Path,
     *,
-    split: float | tuple[float, float] | None = None,
+    split: Split | None = None,
     title: str | None = None,
 ) -> None:
     """Draw ``pm`` as a piano-roll PNG at ``path`` (see `layout` for ``split``)."""

@@ -24,6 +24,7 @@ import hashlib
 import json
 import struct
 import threading
+import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +50,7 @@ def graph_files(precision: str = "float32") -> tuple[str, str]:
 PREFILL_CACHE = 4  # prefills kept per runtime (a few MB each at most)
 # A Transformer ring that fills grows by this many slots at a time (steps read every slot)
 RING_GROWTH = 128
+BOUND_RINGS = 4  # bindings to rings kept per thread (`OnnxRuntime._rings_bound_to`)
 
 State = dict[str, np.ndarray]
 
@@ -270,15 +272,27 @@ class OnnxRuntime:
         rows = len(tokens)
         if self.ring:
             self._make_room(state, int(state["pos"][0]))
-            rings = getattr(self._local, "rings", None)
-            if rings is None or not rings.takes(rows, state):
-                rings = self._local.rings = _BoundRings(self.step_session, self, rows, state)
-            logits, new = rings.step(tokens, state["pos"])
+            if not _bindable(state, self.ring):
+                return self.step_unbound(tokens, state)
+            logits, new = self._rings_bound_to(rows, state).step(tokens, state["pos"])
             return logits, self._written(state, new)
         bound = getattr(self._local, "bound", None)
         if bound is None or not bound.takes(rows, state):
             bound = self._local.bound = _BoundSteps(self.step_session, self.names, rows, state)
         return bound.step(tokens, state)
+
+    def _rings_bound_to(self, rows: int, state: State) -> _BoundRings:
+        """This thread's binding to ``state``'s rings: one of the last `BOUND_RINGS` made
+        (generation steps one state; the bench, several in turn), or a new one."""
+        kept = getattr(self._local, "rings", None)
+        if kept is None:
+            kept = self._local.rings = []
+        for bound in kept:
+            if bound.takes(rows, state):
+                return bound
+        bound = _BoundRings(self.step_session, self.ring_axis, rows, state)
+        kept[:] = [b for b in kept if b.alive()][-(BOUND_RINGS - 1) :] + [bound]
+        return bound
 
     def step_unbound(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """One step by a plain ``run``: ONNX Runtime allocates the outputs."""
@@ -361,39 +375,53 @@ class _BoundRings:
     The token and position are copied into buffers of its own, the logits and the caches'
     new rows come out into others: no feed to build and no outputs to allocate at every
     token (on the 2-core EPYC, 0.05-0.2 ms of a 1.3-1.5 ms step). A new state, or rings that
-    grew (`OnnxRuntime._make_room`), get a new binding. The rows a step returns are
-    overwritten by the next; the logits are returned as a copy, since callers keep them."""
+    grew (`OnnxRuntime._make_room`), get a new binding. It holds the rings weakly: a binding
+    does not keep a finished generation's caches alive, and one whose rings are gone is
+    never run."""
 
-    def __init__(self, session, runtime: OnnxRuntime, rows: int, state: State) -> None:  # noqa: ANN001
+    def __init__(self, session, ring_axis: dict[str, int], rows: int, state: State) -> None:  # noqa: ANN001
         self.session = session
-        self.rings = {name: state[name] for name in runtime.ring}
+        self.rings = {name: weakref.ref(state[name]) for name in ring_axis}
         self.token = np.zeros(rows, np.int64)
         self.pos = np.zeros_like(state["pos"])
         self.logits = np.zeros((rows, session.get_outputs()[0].shape[-1]), np.float32)
         self.rows = []  # each ring's new row: its shape without the slot axis
-        for name, ring in self.rings.items():
-            shape = list(ring.shape)
-            del shape[runtime.ring_axis[name]]
+        for name, axis in ring_axis.items():
+            shape = list(state[name].shape)
+            del shape[axis]
             self.rows.append(np.zeros(shape, np.float32))
         self.binding = session.io_binding()
         _bind(self.binding.bind_input, "token", self.token)
         _bind(self.binding.bind_input, "pos", self.pos)
-        for name, ring in self.rings.items():
-            _bind(self.binding.bind_input, name, ring)
+        for name in ring_axis:
+            _bind(self.binding.bind_input, name, state[name])
         outputs = [o.name for o in session.get_outputs()]
         _bind(self.binding.bind_output, outputs[0], self.logits)
         for name, row in zip(outputs[1:], self.rows, strict=True):
             _bind(self.binding.bind_output, name, row)
 
+    def alive(self) -> bool:
+        """Whether the rings bound are still there."""
+        return all(ring() is not None for ring in self.rings.values())
+
     def takes(self, rows: int, state: State) -> bool:
         """Whether ``state``'s rings are the ones bound, for a step of ``rows`` tokens."""
-        return rows == len(self.token) and all(state[n] is r for n, r in self.rings.items())
+        return rows == len(self.token) and all(state[n] is r() for n, r in self.rings.items())
 
     def step(self, tokens: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Run the step for ``tokens`` (rows,) at ``pos`` (1,) over the bound rings (`takes`
+        must hold): a copy of the logits (rows, V), and each ring's new row (rows, H, Dh),
+        in buffers the next step overwrites."""
         self.token[:] = tokens
         self.pos[:] = pos
         self.session.run_with_iobinding(self.binding)
         return self.logits.copy(), self.rows
+
+
+def _bindable(state: State, names: list[str]) -> bool:
+    """Whether the arrays ``names`` of ``state`` can be bound as they are: float32, one
+    C-ordered block (a graph bound to a strided view would read the wrong numbers)."""
+    return all(state[n].dtype == np.float32 and state[n].flags.c_contiguous for n in names)
 
 
 def _bind(bind, name: str, array: np.ndarray) -> None:  # noqa: ANN001 - an IOBinding method
