@@ -8,6 +8,7 @@ import struct
 import sys
 from pathlib import Path
 
+import pretty_midi
 import pytest
 
 from musegen.bench_tokenize import abc2midi_path, make_folk_midis, music21_corpus_dir
@@ -173,6 +174,17 @@ def midi_builder():
     return types.SimpleNamespace(
         smf=smf, vlq=vlq, note=note, tempo=tempo, time_signature=time_signature
     )
+
+
+@pytest.fixture
+def tune() -> pretty_midi.PrettyMIDI:
+    """Four flute notes half a second apart (D4 F#4 A4 D5), at 120 bpm in 4/4: bar 1."""
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=73)
+    for i, pitch in enumerate([62, 66, 69, 74]):
+        inst.notes.append(pretty_midi.Note(90, pitch, i * 0.5, i * 0.5 + 0.45))
+    pm.instruments.append(inst)
+    return pm
 
 
 # ------------------------------------------------------------------ audio backends

@@ -16,16 +16,6 @@ from musegen.errors import ConfigError
 from musegen.io import audio
 
 
-@pytest.fixture
-def tune() -> pretty_midi.PrettyMIDI:
-    pm = pretty_midi.PrettyMIDI()
-    inst = pretty_midi.Instrument(program=73)
-    for i, pitch in enumerate([62, 66, 69, 74]):
-        inst.notes.append(pretty_midi.Note(90, pitch, i * 0.5, i * 0.5 + 0.45))
-    pm.instruments.append(inst)
-    return pm
-
-
 @pytest.mark.parametrize("backend", ["plain", "auto"])
 def test_synthesize_length_and_level(tune, backend):
     samples, used = audio.synthesize(tune, 16000, backend=backend)

@@ -15,15 +15,10 @@ def _rgb(colour: str) -> tuple[int, int, int]:
 
 
 @pytest.fixture
-def tune() -> pretty_midi.PrettyMIDI:
-    """Four notes a half-second apart at 120 bpm in 4/4 (bar 1), then D4 over bars 2-5."""
-    pm = pretty_midi.PrettyMIDI()
-    inst = pretty_midi.Instrument(program=73)
-    for i, pitch in enumerate([62, 66, 69, 74]):
-        inst.notes.append(pretty_midi.Note(90, pitch, i * 0.5, i * 0.5 + 0.45))
-    inst.notes.append(pretty_midi.Note(90, 62, 2.0, 9.5))
-    pm.instruments.append(inst)
-    return pm
+def tune(tune: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+    """conftest's four notes (bar 1), then D4 over bars 2-5."""
+    tune.instruments[0].notes.append(pretty_midi.Note(90, 62, 2.0, 9.5))
+    return tune
 
 
 def _colours(image: Image.Image) -> set[tuple[int, int, int]]:
