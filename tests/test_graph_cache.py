@@ -125,3 +125,31 @@ def test_only_the_graphs_used_last_are_kept(cache, monkeypatch):
     _run(ckpt.SHIPPED_DIR / "mamba")  # 2 more: the float32 ones, used least lately, go
     left = set(cache.glob("*.onnx"))
     assert len(left) == 3 and not left & float32 and len(left & int8) == 1
+
+
+def test_a_failure_to_write_the_optimized_graph_still_opens_it(cache, monkeypatch):
+    import onnxruntime as ort
+
+    real = ort.InferenceSession
+
+    def full_disk(model, options, *args, **kwargs):
+        if options.optimized_model_filepath:
+            raise RuntimeError("No space left on device")
+        return real(model, options, *args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", full_disk)
+    expected = _run_uncached(ckpt.SHIPPED_DIR / "lstm")
+    got = _run(ckpt.SHIPPED_DIR / "lstm")
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not cache.exists() or not any(cache.glob("*.onnx"))
+
+
+def test_a_broken_graph_is_still_a_clear_error(tmp_path, cache):
+    from musegen.errors import CheckpointError
+
+    folder = tmp_path / "lstm"
+    shutil.copytree(ckpt.SHIPPED_DIR / "lstm", folder)
+    (folder / "step.int8.onnx").write_bytes(b"not a graph")
+    with pytest.raises(CheckpointError, match="could not be opened.*musegen export"):
+        OnnxRuntime(folder, precision="int8")

@@ -59,8 +59,9 @@ def open_session(graph: Path, weights: Path, options: Any) -> Any:
         options.add_session_config_entry(EXTERNAL_FOLDER, str(weights.parent))
         try:
             session = ort.InferenceSession(kept.read_bytes(), options, providers=PROVIDERS)
-        except Exception:  # onnxruntime's own errors: a kept graph cut short, or another's
-            kept.unlink(missing_ok=True)
+        except Exception:  # a kept graph cut short or unreadable: made again below
+            with contextlib.suppress(OSError):
+                kept.unlink(missing_ok=True)
         else:
             with contextlib.suppress(OSError):
                 os.utime(kept)  # lately used
@@ -81,12 +82,18 @@ def _open_and_keep(graph: Path, kept: Path, options: Any) -> Any:
         return ort.InferenceSession(str(graph), options, providers=PROVIDERS)
     try:
         options.optimized_model_filepath = scratch
-        session = ort.InferenceSession(str(graph), options, providers=PROVIDERS)
-        os.replace(scratch, kept)  # whole, or not at all: another process may be reading
-        _prune(kept.parent)
+        try:
+            session = ort.InferenceSession(str(graph), options, providers=PROVIDERS)
+        except Exception:  # writing what it optimized failed (a full disk), or the graph
+            options.optimized_model_filepath = ""  # is broken: then this raises as usual
+            return ort.InferenceSession(str(graph), options, providers=PROVIDERS)
+        with contextlib.suppress(OSError):
+            os.replace(scratch, kept)  # whole, or not at all: another process may be reading
+            _prune(kept.parent)
         return session
     finally:
-        Path(scratch).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            Path(scratch).unlink(missing_ok=True)
 
 
 def _prune(folder: Path) -> None:
@@ -96,7 +103,8 @@ def _prune(folder: Path) -> None:
         with contextlib.suppress(OSError):  # another process may be pruning too
             graphs.append((path.stat().st_mtime_ns, path))
     for _, path in sorted(graphs, reverse=True)[KEEP:]:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def _folder() -> Path:
