@@ -35,7 +35,7 @@ from musegen.checkpoint import examples_dir
 from musegen.errors import ConfigError, MidiError, MuseGenError
 from musegen.generate.muse import MuseGen, Primer, load
 from musegen.generate.theory import MODES, NOTE_NAMES
-from musegen.io.audio import Renders, write_wav
+from musegen.io.audio import Renders, Split, write_wav
 from musegen.io.midi_out import write_pretty_midi
 from musegen.io.pianoroll import piano_roll
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
@@ -67,7 +67,7 @@ class _Take(NamedTuple):
     the user's whose audio takes will reuse (a preview)."""
 
     pm: pretty_midi.PrettyMIDI
-    split: float | tuple[float, float] | None
+    split: Split | None
     title: str
     stem: str
     clip: bool = False
@@ -211,7 +211,7 @@ class Studio:
         with ThreadPoolExecutor(1, thread_name_prefix="musegen-audio") as audio_thread:
             waves = []
             for (pm, split, _, _, clip), r in zip(items, rendered, strict=True):
-                # a clip's audio is kept, and a take's takes the part it shares from there
+                # a clip's render is kept; a take with a split reuses (or keeps) its old part
                 kept = self.renders if clip or split is not None else None
                 waves.append(audio_thread.submit(write_wav, pm, r.audio, split=split, kept=kept))
             for (pm, split, title, *_), r in zip(items, rendered, strict=True):

@@ -224,11 +224,7 @@ class OnnxRuntime:
             state = dict(zip(self.names, out, strict=True))
             slots = self.ring_slots(len(ids))
             for name in self.ring:  # keys or values of T positions into slots 0..T-1
-                new, axis = state[name], self.ring_axis[name]
-                shape = list(new.shape)
-                shape[axis] = slots
-                state[name] = np.zeros(shape, np.float32)
-                np.copyto(_slots(state[name], axis, slice(0, new.shape[axis])), new)
+                state[name] = _widened(state[name], self.ring_axis[name], slots)
             return logits[0], state
         state, pieces = dict(zip(self.names, self.empty, strict=True)), []
         for i in range(0, max(len(ids), 1), self.chunk):  # long primers in pieces
@@ -252,11 +248,7 @@ class OnnxRuntime:
         if pos < slots or slots >= self.window:
             return
         for name in self.ring:
-            old, axis = state[name], self.ring_axis[name]
-            shape = list(old.shape)
-            shape[axis] = self.ring_slots(pos)
-            state[name] = np.zeros(shape, np.float32)
-            np.copyto(_slots(state[name], axis, slice(0, slots)), old)
+            state[name] = _widened(state[name], self.ring_axis[name], self.ring_slots(pos))
 
     def repeat(self, state: State, n: int) -> State:
         return {
@@ -312,6 +304,16 @@ class OnnxRuntime:
             _slots(state[name], self.ring_axis[name], slot)[...] = row
         state["pos"] = state["pos"] + 1
         return state
+
+
+def _widened(cache: np.ndarray, axis: int, slots: int) -> np.ndarray:
+    """A new float32 ring of ``slots`` slots along ``axis`` holding ``cache`` in its first
+    slots, zeros after."""
+    shape = list(cache.shape)
+    shape[axis] = slots
+    ring = np.zeros(shape, np.float32)
+    np.copyto(_slots(ring, axis, slice(0, cache.shape[axis])), cache)
+    return ring
 
 
 def _slots(cache: np.ndarray, axis: int, which: int | slice) -> np.ndarray:
