@@ -39,7 +39,14 @@ from musegen.io.audio import Renders, Split, write_wav
 from musegen.io.midi_out import write_pretty_midi
 from musegen.io.pianoroll import piano_roll
 from musegen.midi import DEFAULT_LIMITS, Limits, list_tracks, read_score
-from musegen.options import ARCHITECTURES, DEFAULT_MODEL, DEFAULT_QUANTIZE, Sampling, draw_seed
+from musegen.options import (
+    ARCHITECTURES,
+    DEFAULT_MODEL,
+    DEFAULT_QUANTIZE,
+    INFILL_CANDIDATES,
+    Sampling,
+    draw_seed,
+)
 from musegen.quantize import MODES as QUANTIZE_MODES
 
 if TYPE_CHECKING:
@@ -311,10 +318,11 @@ class Studio:
         variations: int = 1,
         seed: int | None = None,
         quantize: str = DEFAULT_QUANTIZE,
+        candidates: int = INFILL_CANDIDATES,
     ) -> tuple[list[Rendered], str]:
         """Regenerate bars ``first_bar``-``last_bar`` (1-based, included) of ``midi_path``;
         returns the rendered variations (the new bars shaded in the piano roll) and a
-        one-line summary, as `continue_midi`."""
+        one-line summary, as `continue_midi`. ``candidates`` as `MuseGen.infill`."""
         if midi_path is None:
             raise ConfigError("upload a MIDI clip first: regenerating bars needs a clip")
         _check_variations(variations)
@@ -332,6 +340,7 @@ class Studio:
             key=key_arg,
             temperature=temperature,
             top_p=_top_p(top_p),
+            candidates=candidates,
         )
         pms = [m.infill_to_midi(primer, gap, r) for r in rows]
         seconds = time.perf_counter() - t0

@@ -151,7 +151,7 @@ def _seams(
             ids = rows[0]
             if candidates > 1:  # as MuseGen.infill_ids(candidates=...)
                 following = bars.after(end, end + 1)
-                costs = [model.lead_in_cost(arranged.plain_before, r, following) for r in rows]
+                costs = model.lead_in_costs(arranged.plain_before, rows, following)
                 ids = rows[int(np.argmin(costs))]
             fill_in.append(_interval(before, _top_note(ids, tok, first=True)))
             fill_out.append(_interval(_top_note(ids, tok, first=False), after))

@@ -16,6 +16,7 @@ import pytest
 from musegen.app import ALL_TRACKS, KEYS, MAX_VARIATIONS, Studio, parse_track
 from musegen.errors import ConfigError, MidiError
 from musegen.io.pianoroll import CONTINUATION_COLOUR, PRIMER_COLOUR
+from musegen.options import INFILL_CANDIDATES
 
 gr = pytest.importorskip("gradio")
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
@@ -521,6 +522,15 @@ def test_only_the_latest_reading_ahead_waits_its_turn(studio):
 def test_bench_demo_times_an_upload_and_a_press(studio):
     from musegen.bench_demo import presses
 
-    times = presses(studio, str(JIG), "lstm", bars=2, rounds=2, pause=0.0)
-    assert {k: len(v) for k, v in times.items()} == {"upload": 2, "continue": 2, "generating": 2}
+    times = presses(studio, str(JIG), "lstm", bars=2, rounds=2, pause=0.0, regenerate=(2, 3))
+    assert {k: len(v) for k, v in times.items()} == {
+        "upload": 2,
+        "continue": 2,
+        "generating": 2,
+        "regenerate, 1 candidate": 2,
+        f"regenerate, {INFILL_CANDIDATES} candidates": 2,
+    }
     assert all(0 < g < c for g, c in zip(times["generating"], times["continue"], strict=True))
+    assert min(times["regenerate, 1 candidate"]) > 0
+    quiet = presses(studio, str(JIG), "lstm", bars=2, rounds=1, pause=0.0, regenerate=None)
+    assert set(quiet) == {"upload", "continue", "generating"}

@@ -502,6 +502,11 @@ def test_every_shipped_model_rewrites_bars_in_place(name, clip):
     assert reference.infill_ids(reference.prepare(clip), gap, seed=7)[0] == same
     best = exact.infill_ids(primer, gap, seed=7, candidates=3)  # ranked on ONNX Runtime
     assert reference.infill_ids(reference.prepare(clip), gap, seed=7, candidates=3) == best
+    rows = exact.infill_ids(primer, gap, n=3, seed=7)
+    before, tails = gap.arranged.plain_before, [exact._body(r) + gap.after for r in rows]
+    stepped = exact._stepped_costs(before, tails, len(gap.after))  # the step graphs
+    whole = [exact.lead_in_cost(before, r, gap.after) for r in rows]
+    np.testing.assert_allclose(stepped, whole, rtol=1e-4)
     out = model.infill_to_midi(primer, gap, ids)
     f = FINE_TICKS_PER_QUARTER // model.tokenizer.ticks_per_quarter
     lo, hi = gap.start * f, gap.end * f
@@ -512,6 +517,35 @@ def test_every_shipped_model_rewrites_bars_in_place(name, clip):
     assert any(lo <= n.start < hi for n in after)
 
 
+def test_fillings_are_ranked_from_one_read_of_the_bars_before_them(model, clip):
+    """_stepped_costs (one read of the bars before a gap, then every filling and the bar after
+    it stepped together) gives each filling the cost lead_in_cost gives it read whole from
+    the same start, for fillings of different lengths, an empty one included. lead_in_costs
+    reads all fillings after one common start, whichever way it reads them: the bars before,
+    cut where the longest filling leaves too little room in the window. A filling that fills
+    the window is read in its own."""
+    primer = model.prepare(clip)
+    gap = model.plan_infill(primer, 7, 7)
+    before, after = gap.arranged.plain_before, gap.after
+    rows = model.infill_ids(primer, gap, n=3, seed=2) + [[model.tokenizer.eos_id]]
+    body = model._body(rows[0]) * model.window
+    crowding = body[: model.window - len(after) - len(before) // 2]  # room for half of before
+    for group in (rows, rows + [crowding]):
+        tails = [model._body(r) + after for r in group]
+        assert len({len(t) for t in tails}) > 2 and min(len(t) for t in tails) == len(after)
+        shared = before[-(model.window - max(len(t) for t in tails)) :]
+        whole = [model.lead_in_cost(shared, r, after) for r in group]
+        stepped = model._stepped_costs(shared, tails, len(after))
+        np.testing.assert_allclose(stepped, whole, rtol=1e-5)
+        np.testing.assert_allclose(model.lead_in_costs(before, group, after), whole, rtol=1e-5)
+        assert all(c > 0 for c in whole)
+    assert 0 < len(shared) == len(before) // 2  # the crowded group cut the bars before
+    too_long = [body[: model.window], rows[0]]
+    assert model.lead_in_costs(before, too_long, after) == [
+        model.lead_in_cost(before, r, after) for r in too_long
+    ]
+
+
 def test_candidates_keep_the_filling_that_leads_best_into_the_next_bar(model, clip):
     """infill_ids(candidates=k) samples n * k fillings and keeps, of each k, the one after
     which the clip's next bar is most likely; with no bar after the gap there is nothing to
@@ -519,7 +553,7 @@ def test_candidates_keep_the_filling_that_leads_best_into_the_next_bar(model, cl
     primer = model.prepare(clip)
     gap = model.plan_infill(primer, 3, 4)
     assert gap.after and gap.after[0] == model.tokenizer.bar_id
-    sampled = model.infill_ids(primer, gap, n=6, seed=5)
+    sampled = model.infill_ids(primer, gap, n=6, seed=5, candidates=1)
     chosen = model.infill_ids(primer, gap, n=2, seed=5, candidates=3)
     for group, pick in zip((sampled[:3], sampled[3:]), chosen, strict=True):
         costs = [model.lead_in_cost(gap.arranged.plain_before, ids, gap.after) for ids in group]

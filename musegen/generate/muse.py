@@ -49,6 +49,7 @@ from musegen.options import (
     BRIDGE_BARS,
     DEFAULT_MODEL,
     DEFAULT_QUANTIZE,
+    INFILL_CANDIDATES,
     Constraints,
     Sampling,
     check_gap_bars,
@@ -413,7 +414,7 @@ class MuseGen:
         key: str | Key | None = None,
         pitch_range: tuple[int, int] | None = None,
         stop: Event | None = None,
-        candidates: int = 1,
+        candidates: int = INFILL_CANDIDATES,
         **sampling_options: Any,
     ) -> list[list[int]]:
         """Token ids of ``n`` fillings of a planned gap (each ends with EOS); ``stop`` as in
@@ -444,18 +445,59 @@ class MuseGen:
             return rows
         groups = [rows[i : i + k] for i in range(0, len(rows), k)]
         before, after = gap.arranged.plain_before, gap.after
-        return [
-            min(group, key=lambda ids: self.lead_in_cost(before, ids, after)) for group in groups
-        ]
+        return [group[int(np.argmin(self.lead_in_costs(before, group, after)))] for group in groups]
+
+    def lead_in_costs(
+        self, before: list[int], rows: list[list[int]], after: list[int]
+    ) -> list[float]:
+        """`lead_in_cost` of each filling in ``rows``, all read after the same end of
+        ``before``: the longest that leaves room in the model's window for every filling and
+        the bar ``after``.
+
+        Where that shared part is longer than the longest filling, it is read once and the
+        fillings are stepped on from it together (`_stepped_costs`); otherwise each filling is
+        read whole, which is faster there, since a step costs a token more than a prefill
+        does. Either way the costs are the same, up to rounding."""
+        tails = [self._body(ids) + after for ids in rows]
+        longest = max(len(t) for t in tails)
+        room = self.window - longest
+        if room < 1:  # a filling fills the window: each is read in its own
+            return [self.lead_in_cost(before, ids, after) for ids in rows]
+        shared = before[-room:]
+        if len(shared) > longest and after:
+            return self._stepped_costs(shared, tails, len(after))
+        return [self.lead_in_cost(shared, ids, after) for ids in rows]
+
+    def _stepped_costs(self, shared: list[int], tails: list[list[int]], last: int) -> list[float]:
+        """The loss (nats) of the ``last`` ids of each tail, read after ``shared``: one
+        prefill of ``shared``, then every tail stepped in a batch row of its own (the fast
+        path of `lead_in_cost`, which reads each whole sequence again)."""
+        longest = max(len(t) for t in tails)
+        logits, state = self.runtime.prefill(shared)  # (len(shared), V)
+        state = self.runtime.repeat(state, len(tails))
+        costs = np.zeros(len(tails), dtype=np.float64)
+        starts = np.array([len(t) - last for t in tails])  # where each row's scored ids begin
+        step_logits = logits[-1:].repeat(len(tails), axis=0)  # (rows, V): predicts tails[:, 0]
+        for t in range(longest):
+            targets = np.array([tail[t] if t < len(tail) else 0 for tail in tails])  # (rows,)
+            scored = (t >= starts) & (t < starts + last)
+            if scored.any():
+                costs[scored] += _nll_from_logits(step_logits, targets)[scored]
+            if t + 1 < longest:
+                step_logits, state = self.runtime.step(targets.astype(np.int64), state)
+        return [float(c) for c in costs]
 
     def lead_in_cost(self, before: list[int], ids: list[int], after: list[int]) -> float:
         """How unlikely the bar ``after`` a gap is once ``ids`` fill it, read left to right
         from the plain sequence ``before`` the gap (nats): the lower, the better the filling
-        leads on. As `infill_ids(candidates=...)` ranks fillings."""
-        body = [t for t in ids if t != self.tokenizer.eos_id]
-        seq = (before + body + after)[-self.window :]
+        leads on. As `infill_ids(candidates=...)` ranks fillings (with `lead_in_costs`)."""
+        seq = (before + self._body(ids) + after)[-self.window :]
         nll = self._token_nll(np.asarray(seq, dtype=np.int64))  # (len - 1,)
         return float(nll[-len(after) :].sum())
+
+    def _body(self, ids: list[int]) -> list[int]:
+        """A filling's tokens without its EOS."""
+        return [t for t in ids if t != self.tokenizer.eos_id]
 
     def infill_to_midi(self, primer: Primer, gap: Gap, ids: list[int]) -> pretty_midi.PrettyMIDI:
         """The clip with the gap's notes replaced by the generated ones; every note outside
@@ -514,7 +556,7 @@ class MuseGen:
         track: int | None = None,
         pitch_range: tuple[int, int] | None = None,
         quantize: str = DEFAULT_QUANTIZE,
-        candidates: int = 1,
+        candidates: int = INFILL_CANDIDATES,
     ) -> pretty_midi.PrettyMIDI:
         """Regenerate bars ``start_bar``-``end_bar`` of a clip, knowing what comes after them.
 
