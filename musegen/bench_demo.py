@@ -7,7 +7,7 @@ Each round uploads the clip as new (the model forgets what it read, the studio t
 rendered), renders its preview (as the page does on upload, reading the clip into the model
 meanwhile), waits as a musician reaching for the button would, and presses Continue
 (generate, write the MIDI, render the new bars' audio, draw the piano roll). It then presses
-Regenerate bars (``--regenerate``, default 5-8) with one candidate and with the default number
+Regenerate bars (``--regenerate``, default 2-5) with one candidate and with the default number
 (`musegen.options.INFILL_CANDIDATES`), in turns, each reading the bars around the gap afresh.
 Prints the medians and ranges, and how much of a Continue was generating. Needs the ``demo``
 extra (and FluidSynth for the audio it times).
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from musegen.app import Studio
 from musegen.checkpoint import examples_dir
+from musegen.errors import ConfigError
 from musegen.io.audio import Renders
 from musegen.options import DEFAULT_MODEL, INFILL_CANDIDATES
 
@@ -35,11 +36,20 @@ def presses(
     bars: int,
     rounds: int,
     pause: float,
-    regenerate: tuple[int, int] | None = (5, 8),
+    regenerate: tuple[int, int] | None = (2, 5),
 ) -> dict[str, list[float]]:
     """ms per round: the upload's preview, the Continue press and the generating in it, and
     the Regenerate press for bars ``regenerate`` (none: not pressed) with 1 and
-    `INFILL_CANDIDATES` candidates."""
+    `INFILL_CANDIDATES` candidates. Those bars must have a bar after them in the clip (else
+    there is nothing to rank and every press takes one candidate): a `ConfigError` says so
+    before anything is timed."""
+    if regenerate:
+        m = studio.model(model)
+        if not m.plan_infill(m.prepare(primer), *regenerate).after:
+            raise ConfigError(
+                f"bars {regenerate[0]}-{regenerate[1]} end the clip: regenerate bars with a bar "
+                "after them, so the candidates are ranked"
+            )
     for seed in range(2):  # load the model, warm the renderers
         studio.continue_midi(primer, model=model, bars=bars, seed=seed)
     out: dict[str, list[float]] = {"upload": [], "continue": [], "generating": []}
@@ -69,6 +79,17 @@ def presses(
     return out
 
 
+def _span(text: str) -> tuple[int, int] | None:
+    """``--regenerate``: "FIRST-LAST" bar numbers, one bar number, or "none"."""
+    if text == "none":
+        return None
+    first, _, last = text.partition("-")
+    last = last or first  # one bar
+    if not (first.isdigit() and last.isdigit()):
+        raise argparse.ArgumentTypeError(f"use FIRST-LAST, e.g. 5-8, or none (got {text!r})")
+    return int(first), int(last)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--primer", help="MIDI clip (default: the demo's first example)")
@@ -78,16 +99,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pause", type=float, default=0.5, help="seconds between upload and press")
     p.add_argument(
         "--regenerate",
-        default="5-8",
-        help="bars the Regenerate press rewrites, FIRST-LAST (none: not pressed)",
+        type=_span,
+        default=(2, 5),
+        help="bars the Regenerate press rewrites, FIRST-LAST, with a bar after them (default: "
+        "2-5; none: not pressed)",
     )
     args = p.parse_args(argv)
-    span = None if args.regenerate == "none" else tuple(map(int, args.regenerate.split("-")))
     primer = args.primer or str(sorted(examples_dir().glob("*.mid"))[0])
     with tempfile.TemporaryDirectory() as scratch:
         studio = Studio(Path(scratch))
         try:
-            times = presses(studio, primer, args.model, args.bars, args.rounds, args.pause, span)
+            times = presses(
+                studio, primer, args.model, args.bars, args.rounds, args.pause, args.regenerate
+            )
+        except ConfigError as e:
+            p.error(str(e))
         finally:
             studio.close()
     print(f"demo, server side: {args.model}, {args.bars} bars after {primer}")

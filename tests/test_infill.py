@@ -546,6 +546,18 @@ def test_fillings_are_ranked_from_one_read_of_the_bars_before_them(model, clip):
     ]
 
 
+def test_ranking_fillings_keeps_the_clip_read_ahead(clip):
+    """The sequences that rank candidates are read once and not kept as prefills, so the
+    clip the demo read ahead stays kept for the next press (ONNX Runtime keeps 4 reads)."""
+    m = musegen.load("lstm")
+    primer = m.prepare(clip)
+    assert m.warm(primer) is True
+    kept = set(m.runtime._cache)
+    for first, last in ((5, 8), (9, 10)):  # early and late in the clip
+        m.infill_ids(primer, m.plan_infill(primer, first, last), n=2, seed=3, candidates=4)
+    assert kept < set(m.runtime._cache) and len(m.runtime._cache) == len(kept) + 2  # 2 gaps
+
+
 def test_candidates_keep_the_filling_that_leads_best_into_the_next_bar(model, clip):
     """infill_ids(candidates=k) samples n * k fillings and keeps, of each k, the one after
     which the clip's next bar is most likely; with no bar after the gap there is nothing to

@@ -10,6 +10,8 @@ import pytest
 
 from musegen.errors import MuseGenError
 from musegen.generate import muse, serve
+from musegen.generate.notes import infill_notes
+from musegen.options import INFILL_CANDIDATES
 
 MELODY = [[i * 1.0, i + 1.0, p, 90] for i, p in enumerate([62, 64, 66, 67, 69, 71, 73, 74])]
 
@@ -56,6 +58,13 @@ def test_infill_returns_the_notes_of_the_bars(engine_port, infill_checkpoints):
         "/infill", body | {"model": str(infill_checkpoints["lstm"])}, port=engine_port
     )
     assert answer["notes"] and all(4.0 <= n[0] < 12.0 for n in answer["notes"])
+    model = muse.load(infill_checkpoints["lstm"])
+    for k in (1, INFILL_CANDIDATES):  # the default, and what a request may ask for
+        direct = [list(n) for n in infill_notes(model, notes, (4, 4), 2, 3, seed=2, candidates=k)]
+        asked = body | {"model": str(infill_checkpoints["lstm"]), "candidates": k}
+        assert serve.request("/infill", asked, port=engine_port)["notes"] == direct
+        if k == INFILL_CANDIDATES:
+            assert answer["notes"] == direct
 
 
 @pytest.mark.parametrize(
@@ -67,6 +76,8 @@ def test_infill_returns_the_notes_of_the_bars(engine_port, infill_checkpoints):
         ("/continue", {"notes": MELODY, "metre": [4, 5]}, "metre"),
         ("/continue", {"notes": MELODY, "model": "nope"}, "nope"),
         ("/nothing", {"notes": MELODY}, "no such request"),
+        ("/infill", {"notes": MELODY, "first_bar": 1, "last_bar": 1, "candidates": 0}, "from 1"),
+        ("/infill", {"notes": MELODY, "first_bar": 1, "last_bar": 1, "candidates": "4"}, "whole"),
     ],
 )
 def test_requests_a_caller_can_fix_get_the_message(engine_port, path, body, message):

@@ -454,10 +454,13 @@ class MuseGen:
         ``before``: the longest that leaves room in the model's window for every filling and
         the bar ``after``.
 
-        Where that shared part is longer than the longest filling, it is read once and the
-        fillings are stepped on from it together (`_stepped_costs`); otherwise each filling is
-        read whole, which is faster there, since a step costs a token more than a prefill
-        does. Either way the costs are the same, up to rounding."""
+        Where that shared part is longer than the longest filling with the bar after it, it is
+        read once and the fillings are stepped on from it together (`_stepped_costs`);
+        otherwise each filling is read whole, which is faster there, since a step costs a
+        token more than a prefill does. On torch and float32 graphs the two agree to rounding;
+        int8 graphs quantize a whole batch with one scale, so a stepped cost moves a little
+        (up to about 2%) with the other rows beside it. Nothing read here is kept as a
+        prefill (`Runtime.read`)."""
         tails = [self._body(ids) + after for ids in rows]
         longest = max(len(t) for t in tails)
         room = self.window - longest
@@ -473,7 +476,7 @@ class MuseGen:
         prefill of ``shared``, then every tail stepped in a batch row of its own (the fast
         path of `lead_in_cost`, which reads each whole sequence again)."""
         longest = max(len(t) for t in tails)
-        logits, state = self.runtime.prefill(shared)  # (len(shared), V)
+        logits, state = self.runtime.read(shared)  # (len(shared), V), not kept
         state = self.runtime.repeat(state, len(tails))
         costs = np.zeros(len(tails), dtype=np.float64)
         starts = np.array([len(t) - last for t in tails])  # where each row's scored ids begin
@@ -490,7 +493,10 @@ class MuseGen:
     def lead_in_cost(self, before: list[int], ids: list[int], after: list[int]) -> float:
         """How unlikely the bar ``after`` a gap is once ``ids`` fill it, read left to right
         from the plain sequence ``before`` the gap (nats): the lower, the better the filling
-        leads on. As `infill_ids(candidates=...)` ranks fillings (with `lead_in_costs`)."""
+        leads on. As `infill_ids(candidates=...)` ranks fillings (with `lead_in_costs`).
+        With no bar after the gap there is nothing to lead into: 0."""
+        if not after:
+            return 0.0
         seq = (before + self._body(ids) + after)[-self.window :]
         nll = self._token_nll(np.asarray(seq, dtype=np.int64))  # (len - 1,)
         return float(nll[-len(after) :].sum())
@@ -727,7 +733,7 @@ class MuseGen:
         done = start = 0  # ids[1 : done + 1] are scored
         while done < len(ids) - 1:
             chunk = ids[start : start + window]
-            logits, _ = self.runtime.prefill([int(i) for i in chunk[:-1]])  # (len - 1, V)
+            logits, _ = self.runtime.read([int(i) for i in chunk[:-1]])  # (len - 1, V)
             nll = _nll_from_logits(logits, chunk[1:])
             out[done : start + len(chunk) - 1] = nll[done - start :]
             done = start + len(chunk) - 1

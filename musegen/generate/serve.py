@@ -7,7 +7,8 @@ loopback interface only (nothing outside the machine can reach it):
     POST /continue  {"notes": [[start, end, pitch, velocity], ...], "metre": [4, 4],
                      "bars": 4, "model": "mamba", "seed": 1, "temperature": 1.0, "key": "auto"}
                  -> {"notes": [[start, end, pitch, velocity], ...], "seed": 1, "ms": 41.0}
-    POST /infill    {"notes": ..., "metre": ..., "first_bar": 3, "last_bar": 4, ...}
+    POST /infill    {"notes": ..., "metre": ..., "first_bar": 3, "last_bar": 4,
+                     "candidates": 4, ...}
                  -> {"notes": [...the notes of bars 3-4...], "seed": ..., "ms": ...}
     POST /continue  {"midi": "<a MIDI file, base64>", "bars": 4, ...}
                  -> {"midi": "<the new bars alone, as a MIDI file, base64>", "seed": ..., ...}
@@ -33,7 +34,7 @@ from typing import Any
 from musegen.errors import ConfigError, MuseGenError
 from musegen.generate.notes import continue_notes, infill_notes
 from musegen.io.midi_out import pretty_midi_bytes
-from musegen.options import DEFAULT_MODEL, SERVE_PORT, draw_seed
+from musegen.options import DEFAULT_MODEL, INFILL_CANDIDATES, SERVE_PORT, draw_seed
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = SERVE_PORT
@@ -94,6 +95,7 @@ class Engine:
                 _whole(body.get("first_bar"), "first_bar"),
                 _whole(body.get("last_bar"), "last_bar"),
                 seed=seed,
+                candidates=_whole(body.get("candidates", INFILL_CANDIDATES), "candidates"),
                 **options,
             )
         else:

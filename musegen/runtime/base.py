@@ -23,6 +23,11 @@ class Runtime(Protocol):
         (a batch of one). ``len(ids)`` is at most ``window``."""
         ...
 
+    def read(self, ids: list[int]) -> tuple[np.ndarray, Any]:
+        """As ``prefill``, and never kept: for sequences read once (scoring), which would
+        otherwise push a clip read ahead out of the kept prefills."""
+        ...
+
     def repeat(self, state: Any, n: int) -> Any:
         """A state of ``n`` rows, each a copy of the single row of ``state``."""
         ...

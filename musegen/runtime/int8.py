@@ -4,7 +4,8 @@ A batch-1 step reads every weight once per token, so on a CPU whose last-level c
 hold the float32 weights (12-13 MB for the shipped models, 8 MB of L3 on the 2-core EPYC) the
 products wait on memory. Weights in int8 are a quarter of that, and ONNX Runtime's
 ``DynamicQuantizeMatMul`` (com.microsoft) multiplies them with integer kernels, quantizing
-each input row on the fly.
+each input on the fly with one scale for the whole tensor (so a row's result moves a little
+with the other rows of its batch).
 
 The int8 graphs hold no weights of their own either: ``to_int8`` rewrites each product of an
 input with a weight matrix W (a ``MatMul`` against ``Transpose(W)``, or a ``Gemm`` with

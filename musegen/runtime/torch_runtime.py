@@ -25,6 +25,8 @@ class TorchRuntime:
             logits, state = self.model(tokens, return_state=True)  # (1, T, V)
         return logits[0].float().cpu().numpy(), state
 
+    read = prefill  # nothing is kept
+
     def repeat(self, state: DecoderState, n: int) -> DecoderState:
         return state.select(torch.zeros(n, dtype=torch.long, device=self.device))
 
