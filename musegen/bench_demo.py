@@ -24,6 +24,7 @@ from pathlib import Path
 
 from musegen.app import Studio
 from musegen.checkpoint import examples_dir
+from musegen.cli import bar_range
 from musegen.errors import ConfigError
 from musegen.io.audio import Renders
 from musegen.options import DEFAULT_MODEL, INFILL_CANDIDATES
@@ -54,7 +55,8 @@ def presses(
         studio.continue_midi(primer, model=model, bars=bars, seed=seed)
     out: dict[str, list[float]] = {"upload": [], "continue": [], "generating": []}
     ks = sorted({1, INFILL_CANDIDATES}) if regenerate else []
-    out |= {f"regenerate, {k} candidate{'s' * (k > 1)}": [] for k in ks}
+    label = {k: f"regenerate, {k} candidate{'s' * (k > 1)}" for k in ks}
+    out |= {label[k]: [] for k in ks}
     for seed in range(rounds):
         forget = getattr(studio.model(model).runtime, "forget", None)
         if forget is not None:  # the clip is new to the model each round
@@ -73,21 +75,13 @@ def presses(
                 forget()
             t0 = time.perf_counter()
             studio.infill(primer, *regenerate, model=model, seed=seed, candidates=k)
-            out[f"regenerate, {k} candidate{'s' * (k > 1)}"].append(
-                1e3 * (time.perf_counter() - t0)
-            )
+            out[label[k]].append(1e3 * (time.perf_counter() - t0))
     return out
 
 
 def _span(text: str) -> tuple[int, int] | None:
-    """``--regenerate``: "FIRST-LAST" bar numbers, one bar number, or "none"."""
-    if text == "none":
-        return None
-    first, _, last = text.partition("-")
-    last = last or first  # one bar
-    if not (first.isdigit() and last.isdigit()):
-        raise argparse.ArgumentTypeError(f"use FIRST-LAST, e.g. 5-8, or none (got {text!r})")
-    return int(first), int(last)
+    """``--regenerate``: bars as the CLI reads them (`musegen.cli.bar_range`), or "none"."""
+    return None if text == "none" else bar_range(text)
 
 
 def main(argv: list[str] | None = None) -> None:

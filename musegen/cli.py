@@ -150,7 +150,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bar_range(text: str) -> tuple[int, int]:
+def bar_range(text: str) -> tuple[int, int]:
+    """An argparse type: "FIRST-LAST" bar numbers (or one bar number) -> (first, last)."""
     try:
         parts = [int(x) for x in text.split("-")]
     except ValueError:
@@ -652,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output .mid (OUT_1.mid... if several)")
     p.add_argument(
         "--bars",
-        type=_bar_range,
+        type=bar_range,
         required=True,
         help=f"FIRST-LAST bars to regenerate, numbered from 1, both included (at most "
         f"{MAX_GAP_BARS}), e.g. 5-8",

@@ -32,7 +32,7 @@ MAX_GAP_BARS = 16  # the longest gap infilling writes (and its training examples
 BRIDGE_BARS = 4  # bars a bridge writes between two clips unless told otherwise
 # Infilling samples this many fillings and keeps the one that leads best into the bar after the
 # gap (MuseGen.infill_ids). On 80 gaps of the folk validation split, 4 took the jump into that
-# bar from 4.0-5.2 semitones to 2.8-3.2 (the real tunes: 3.18); it costs 0.1-0.35 s more per
+# bar from 4.0-5.2 semitones to 2.8-3.2 (the real tunes: 3.18); it costs 0.09-0.36 s more per
 # variation regenerated on the 2-core CPU (bars 5-8 or 21-24 of a 30-bar air, ONNX int8).
 INFILL_CANDIDATES = 4
 # Batch-1 generation runs small kernels: one thread is as fast as two on a quiet 2-core CPU,
