@@ -76,6 +76,7 @@ def test_takes_of_a_previewed_clip_render_only_their_new_bars(studio, monkeypatc
     add, mixed over the clip's kept audio."""
     from musegen.io import audio
 
+    audio.fluidsynth_available()  # the once-per-process probe renders a note of its own
     rendered: list[int] = []
     for name in ("_fluidsynth", "_plain"):
         real = getattr(audio, name)
