@@ -21,6 +21,7 @@ from musegen.options import (
     INFILL_FORMS,
     MAX_GAP_BARS,
     SERVE_PORT,
+    TRAIN_PRECISIONS,
     draw_seed,
 )
 
@@ -781,6 +782,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
     p.add_argument("--init", default=None, help="fine-tune from a checkpoint name or dir")
     p.add_argument("--device", default=d["device"], help="auto | cpu | cuda")
+    p.add_argument(
+        "--precision",
+        default=d["precision"],
+        choices=TRAIN_PRECISIONS,
+        help="what the run computes in (auto: bfloat16 autocast on a GPU and on a CPU with "
+        "bfloat16 instructions, AVX-512 BF16 or AMX; float32 elsewhere)",
+    )
     p.add_argument(
         "--workers",
         type=int,

@@ -27,6 +27,7 @@ MAX_SEED = 2**63 - 1
 # the order of the notes that start together in a token stream (musegen.tokens.tokenizer):
 # lowest first, or highest (the melody) first
 CHORD_ORDERS = ("bass", "top")
+TRAIN_PRECISIONS = ("auto", "float32", "bfloat16")  # what `musegen train` computes in
 INFILL_FORMS = ("spm", "psm")  # how an infilling example is arranged (musegen.tokens.infill)
 MAX_GAP_BARS = 16  # the longest gap infilling writes (and its training examples hold)
 BRIDGE_BARS = 4  # bars a bridge writes between two clips unless told otherwise

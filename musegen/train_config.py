@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from musegen.errors import ConfigError
-from musegen.options import ARCHITECTURES, CHORD_ORDERS, INFILL_FORMS
+from musegen.options import ARCHITECTURES, CHORD_ORDERS, INFILL_FORMS, TRAIN_PRECISIONS
 
 
 @dataclass
@@ -37,6 +37,8 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # fine-tune from a checkpoint (shipped name or directory)
     device: str = "auto"
+    # autocast: "auto" is bfloat16 on a GPU and on a CPU with bfloat16 instructions, else float32
+    precision: str = "auto"
     workers: int | None = None  # processes making batches ahead (None: 0 on CPU, up to 4 on GPU)
     overrides: dict = field(default_factory=dict)  # model config overrides
 
@@ -66,6 +68,8 @@ class TrainConfig:
             raise ConfigError(f"--chord-order must be one of {', '.join(CHORD_ORDERS)}")
         if self.infill_form not in INFILL_FORMS:
             raise ConfigError(f"--infill-form must be one of {', '.join(INFILL_FORMS)}")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}")
         if not 0 < self.lr < 1:
             raise ConfigError("--lr must be between 0 and 1 (e.g. 1.5e-3)")
 

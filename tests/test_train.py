@@ -28,7 +28,7 @@ from musegen.data import (
     tokenize_split,
     training_windows,
 )
-from musegen.errors import MuseGenError
+from musegen.errors import ConfigError, MuseGenError
 from musegen.evaluate import evaluate_model, music_statistics
 from musegen.tokens.tokenizer import Tokenizer
 from musegen.train import TrainConfig, lr_at, train
@@ -55,16 +55,21 @@ def run_cli(*args: str, env=None) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("arch", ["lstm", "transformer", "mamba"])
-def test_tiny_training_learns_and_writes_a_checkpoint(corpus, tmp_path, arch):
+def test_tiny_training_learns_and_writes_a_checkpoint(corpus, tmp_path, arch, precision):
     out = tmp_path / arch
-    cfg = TrainConfig(arch, str(corpus), str(out), tokens=4 * 64 * 40, lr=1e-2, **TINY)
+    cfg = TrainConfig(
+        arch, str(corpus), str(out), tokens=4 * 64 * 40, lr=1e-2, precision=precision, **TINY
+    )
     result = train(cfg, progress=False)
     log = (out / "log.csv").read_text().splitlines()
     first, last = (float(row.split(",")[3]) for row in (log[1], log[-1]))
     assert last < first - 1.0, f"train bits/token did not fall: {first} -> {last}"
     model, tok, config = ckpt.load_checkpoint(out)
     assert config["training"]["tokens_seen"] > 0
+    assert ("bf16 autocast" in config["training"]["device"]) == (precision == "bfloat16")
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast, not bf16 weights
     assert config["metrics"]["validation"]["bits_per_note"] == pytest.approx(
         result["best_val_bits_per_note"]
     )
@@ -501,6 +506,25 @@ def test_how_many_batch_workers_and_where_a_run_trained(monkeypatch, tmp_path):
     cfg.workers = 7
     assert data_workers(cfg, torch.device("cuda")) == 7
     assert device_text(torch.device("cpu")) == f"cpu ({torch.get_num_threads()} threads)"
+
+
+def test_auto_precision_is_bfloat16_where_the_hardware_runs_it(monkeypatch):
+    from musegen import train as train_module
+    from musegen.train import autocast_dtype, device_text
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for device in (cpu, cuda):
+        assert autocast_dtype("float32", device) is None
+        assert autocast_dtype("bfloat16", device) is torch.bfloat16
+    assert autocast_dtype("auto", cuda) is torch.bfloat16
+    monkeypatch.setattr(train_module, "onednn_runs", lambda dtype: True)  # AVX-512 BF16 / AMX
+    assert autocast_dtype("auto", cpu) is torch.bfloat16
+    monkeypatch.setattr(train_module, "onednn_runs", lambda dtype: dtype == torch.float32)  # AVX2
+    assert autocast_dtype("auto", cpu) is None
+    threads = torch.get_num_threads()
+    assert device_text(cpu, torch.bfloat16) == f"cpu ({threads} threads, bf16 autocast)"
+    with pytest.raises(ConfigError, match="--precision"):
+        TrainConfig("lstm", "data", "out", precision="fp16")
 
 
 def test_a_run_with_data_workers_trains_the_same_weights(corpus, tmp_path):
