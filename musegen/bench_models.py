@@ -36,9 +36,11 @@ from musegen.models import ARCHITECTURES, build, count_parameters
 VOCAB = 450
 
 
-def train_step_seconds(model: torch.nn.Module, batch: int, length: int, iters: int) -> list[float]:
+def train_step_seconds(
+    model: torch.nn.Module, batch: int, length: int, iters: int, dtype: torch.dtype | None = None
+) -> list[float]:
     """Seconds of each of ``iters`` forward + backward + AdamW steps on random tokens (after
-    one warm-up step)."""
+    one warm-up step), under autocast to ``dtype`` if given (as `musegen train` runs)."""
     model.train()
     vocab = model.config.vocab_size
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -47,8 +49,9 @@ def train_step_seconds(model: torch.nn.Module, batch: int, length: int, iters: i
     for i in range(iters + 1):  # the first iteration is warm-up
         toks = torch.randint(0, vocab, (batch, length + 1), generator=gen)
         start = time.perf_counter()
-        logits = model(toks[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, vocab), toks[:, 1:].reshape(-1))
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            logits = model(toks[:, :-1])
+        loss = F.cross_entropy(logits.float().reshape(-1, vocab), toks[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -57,9 +60,12 @@ def train_step_seconds(model: torch.nn.Module, batch: int, length: int, iters: i
     return times
 
 
-def train_tokens_per_s(model: torch.nn.Module, batch: int, length: int, iters: int) -> float:
+def train_tokens_per_s(
+    model: torch.nn.Module, batch: int, length: int, iters: int, dtype: torch.dtype | None = None
+) -> float:
     """Median tokens/s of forward + backward + AdamW step on random tokens."""
-    return batch * length / statistics.median(train_step_seconds(model, batch, length, iters))
+    seconds = train_step_seconds(model, batch, length, iters, dtype)
+    return batch * length / statistics.median(seconds)
 
 
 @torch.inference_mode()
@@ -92,13 +98,16 @@ def step_ms(model: torch.nn.Module, positions: list[int], steps: int) -> dict[in
     return {p: 1e3 * statistics.median(t) for p, t in times.items()}
 
 
-def bench_one(arch: str, preset: str, iters: int, steps: int, positions: list[int]) -> dict:
+def bench_one(
+    arch: str, preset: str, iters: int, steps: int, positions: list[int], precision: str
+) -> dict:
     torch.manual_seed(0)
+    dtype = torch.bfloat16 if precision == "bfloat16" else None
     model = build(arch, VOCAB, preset)
     result = {
         "arch": arch,
         "params": count_parameters(model),
-        "train_tokens_per_s": train_tokens_per_s(model, 16, 512, iters),
+        "train_tokens_per_s": train_tokens_per_s(model, 16, 512, iters, dtype),
     }
     for p, ms in step_ms(model, positions, steps).items():
         result[f"step_ms@{p}"] = ms
@@ -119,6 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=200, help="timed generation steps")
     parser.add_argument("--positions", type=int, nargs="+", default=[64, 4000])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="training under bfloat16 autocast, as `musegen train` does where the CPU runs it",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON lines, no table")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -126,7 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     if args.child:  # one architecture in this process
-        print(json.dumps(bench_one(archs[0], args.preset, args.iters, args.steps, args.positions)))
+        result = bench_one(
+            archs[0], args.preset, args.iters, args.steps, args.positions, args.precision
+        )
+        print(json.dumps(result))
         return
 
     load_before = os.getloadavg()[0]
@@ -147,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
             str(args.steps),
             "--threads",
             str(args.threads),
+            "--precision",
+            args.precision,
             "--positions",
             *map(str, args.positions),
         ]
@@ -160,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     first, last = args.positions[0], args.positions[-1]
     print(
         f"musegen.bench_models: preset {args.preset}, vocab {VOCAB}, torch "
-        f"{torch.__version__}, {args.threads} threads; load average {load_before:.1f} before, "
+        f"{torch.__version__}, {args.threads} threads, training in {args.precision}; "
+        f"load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after (other processes slow every number down)"
     )
     header = (
