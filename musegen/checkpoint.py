@@ -345,10 +345,19 @@ def data_args(training: dict) -> list[str]:
     return [f"data/{c['name']}" if c["name"] in CORPUS_TEXT else c["dir"] for c in corpora]
 
 
-def train_command(arch: str, tcfg: dict, data: list[str] | None = None) -> str:
-    """The `musegen train` command line that reproduces a training config."""
+def train_command(
+    arch: str,
+    tcfg: dict,
+    data: list[str] | None = None,
+    out: str | None = None,
+    init: str | None = None,
+) -> str:
+    """The `musegen train` command line that reproduces a training config (writing ``out``,
+    default runs/<arch>, and starting from ``init`` where the run was a fine-tune)."""
     data = " ".join(data or ["data/folk"])
-    parts = [f"musegen train --arch {arch} --data {data} --out runs/{arch}"]
+    parts = [f"musegen train --arch {arch} --data {data} --out {out or f'runs/{arch}'}"]
+    if init:
+        parts.append(f"--init {init}")
     if tcfg.get("mix"):
         parts.append("--mix " + " ".join(f"{w:g}" for w in tcfg["mix"]))
     for key in (
@@ -368,6 +377,8 @@ def train_command(arch: str, tcfg: dict, data: list[str] | None = None) -> str:
         parts.append(f"--octaves {tcfg['octaves']}")
     if tcfg.get("chord_order", "bass") != "bass":
         parts.append(f"--chord-order {tcfg['chord_order']}")
+    if tcfg.get("precision", "auto") != "auto":
+        parts.append(f"--precision {tcfg['precision']}")
     if "dropout" in tcfg.get("overrides", {}):
         parts.append(f"--dropout {tcfg['overrides']['dropout']}")
     rate = tcfg.get("infill_rate", 0.0)  # checkpoints from before infilling had none
@@ -375,6 +386,29 @@ def train_command(arch: str, tcfg: dict, data: list[str] | None = None) -> str:
     if rate:
         parts.append(f"--infill-form {tcfg.get('infill_form', 'psm')}")
     return " ".join(parts)
+
+
+def train_commands(arch: str, training: dict, out: str | None = None) -> list[str]:
+    """The `musegen train` commands that reproduce a training record: first those of the
+    checkpoint it was fine-tuned from (``--init``), where that checkpoint recorded its own."""
+    tcfg = training.get("config", {})
+    out = out or f"runs/{arch}"
+    init = training.get("init")
+    if not init:
+        return [train_command(arch, tcfg, data_args(training), out)]
+    if not init.get("training"):  # a checkpoint without a training record: name it as given
+        return [train_command(arch, tcfg, data_args(training), out, init["checkpoint"])]
+    base = f"{out}-base"
+    return [
+        *train_commands(arch, init["training"], base),
+        train_command(arch, tcfg, data_args(training), out, base),
+    ]
+
+
+def total_tokens(training: dict) -> int:
+    """Tokens seen by a checkpoint, counting those of the checkpoints it was fine-tuned from."""
+    before = (training.get("init") or {}).get("training")
+    return training.get("tokens_seen", 0) + (total_tokens(before) if before else 0)
 
 
 def render_card(config: dict) -> str:
@@ -431,9 +465,24 @@ def render_card(config: dict) -> str:
         if str(tr.get("device", "")).startswith("cuda"):
             gpu_note = [
                 "- the same command trains on a CPU too, with the same recipe; there it runs in "
-                "float32, not bf16, so its weights come out different from these"
+                "float32, not bf16, unless the CPU has bfloat16 instructions (AVX-512 BF16 or "
+                "AMX), so its weights come out different from these by rounding"
+            ]
+        init = tr.get("init")
+        lineage = []
+        if init:
+            before = init.get("training") or {}
+            lineage = [
+                f"- fine-tuned from `{init['checkpoint']}`"
+                + (
+                    f", itself trained for {before.get('steps')} steps on "
+                    f"{before.get('device')}; {total_tokens(tr):,} tokens in all"
+                    if before
+                    else ""
+                )
             ]
         lines += [
+            *lineage,
             f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",
             *kept,
             infill,
@@ -448,7 +497,7 @@ def render_card(config: dict) -> str:
             "",
             "```",
             *(f"musegen data {name} --out data/{name}" for name in built_from(corpora)),
-            train_command(arch, tcfg, data_args(tr)),
+            *train_commands(arch, tr),
             "```",
             "",
         ]

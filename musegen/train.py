@@ -69,7 +69,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """What the run computes in under autocast, or None for plain float32.
 
     "auto" is bfloat16 on a GPU, and on a CPU where oneDNN runs bfloat16 natively (AVX-512
-    BF16 or AMX): on this project's AVX-512 BF16 CPU a training step is 1.7-2.3x as fast. On
+    BF16 or AMX): on this project's AMD EPYC (Zen 5) a training step is 1.5-1.9x as fast
+    (`python -m musegen.bench_models --precision bfloat16`). On
     other CPUs (AVX2) bfloat16 is emulated, slower than float32, so "auto" is float32 there.
     """
     if precision == "float32":
@@ -243,7 +244,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
             tokenizer = Tokenizer.from_dict({**grown, "infill": True})
             model = grow_vocab(model, cfg.arch, tokenizer.vocab_size)
         model.train()
+        init_record = {"checkpoint": cfg.init, "training": init_config.get("training") or {}}
     else:
+        init_record = None
         tokenizer = Tokenizer(infill=cfg.infill_rate > 0, chord_order=cfg.chord_order)
         model = build(cfg.arch, tokenizer.vocab_size, cfg.preset, **cfg.overrides)
     model.to(device)
@@ -365,7 +368,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                         model,
                         cfg.arch,
                         tokenizer,
-                        training=_training_record(cfg, state, params, device, dtype, corpora),
+                        training=_training_record(
+                            cfg, state, params, device, dtype, corpora, init_record
+                        ),
                         metrics={"validation": metrics},
                     )
                 else:
@@ -423,9 +428,17 @@ def score_kept(out: Path, val_arrays, device: torch.device) -> float:
 
 
 def _training_record(
-    cfg: TrainConfig, state: dict, params: int, device, dtype, corpora: list[dict]
+    cfg: TrainConfig,
+    state: dict,
+    params: int,
+    device,
+    dtype,
+    corpora: list[dict],
+    init: dict | None,
 ) -> dict:
-    return {
+    """The config.json record of a run; ``init``: the checkpoint it was fine-tuned from and
+    that checkpoint's own record."""
+    record = {
         "config": {k.name: getattr(cfg, k.name) for k in fields(cfg)},
         "corpora": corpora,  # name, dir, train tokens and window share of each --data
         "steps": state["step"],
@@ -439,6 +452,7 @@ def _training_record(
         "device": device_text(device, dtype),
         "torch": torch.__version__,
     }
+    return {**record, "init": init} if init else record
 
 
 def device_text(device: torch.device, dtype: torch.dtype | None = None) -> str:

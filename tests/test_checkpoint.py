@@ -208,6 +208,31 @@ def test_a_card_says_where_a_gpu_run_trained_and_that_a_cpu_reproduces_it():
     assert "trained on cpu (2 threads)" in card and "on a CPU too" not in card
 
 
+def test_a_fine_tuned_card_gives_every_stage_of_its_training():
+    base = {"config": {"tokens": 40, "lr": 0.0015, "seed": 0}, "steps": 4, "tokens_seen": 40}
+    first = {**base, "device": "cuda (NVIDIA H200, bf16 autocast)"}
+    second = {
+        "config": {"tokens": 16, "lr": 0.0003, "seed": 1, "precision": "bfloat16"},
+        "steps": 2,
+        "tokens_seen": 16,
+        "device": "cpu (2 threads, bf16 autocast)",
+        "init": {"checkpoint": "checkpoints/mamba", "training": first},
+    }
+    third = {**second, "init": {"checkpoint": "runs/second", "training": second}}
+    card = ckpt.render_card({"arch": "mamba", "parameters": 10, "training": third})
+    commands = [line for line in card.splitlines() if line.startswith("musegen train")]
+    assert [c.split(" --out ")[1].split(" --")[0:2] for c in commands] == [
+        ["runs/mamba-base-base", "tokens 40"],
+        ["runs/mamba-base", "init runs/mamba-base-base"],
+        ["runs/mamba", "init runs/mamba-base"],
+    ]
+    assert "--precision bfloat16" in commands[2] and "--precision" not in commands[0]
+    assert "fine-tuned from `runs/second`" in card and "72 tokens in all" in card
+    unknown = {**second, "init": {"checkpoint": "my/own", "training": {}}}
+    card = ckpt.render_card({"arch": "mamba", "parameters": 10, "training": unknown})
+    assert "--out runs/mamba --init my/own" in card and "in all" not in card
+
+
 def test_a_user_install_finds_its_checkpoints_and_examples(tmp_path, monkeypatch):
     """`pip install --user` puts the data files under the user base's share/musegen."""
     import site

@@ -392,6 +392,18 @@ def test_init_from_a_checkpoint_without_infill_tokens_grows_its_vocabulary(
     new = grown.model.embed.weight
     assert new.shape[0] == old.shape[0] + 2
     assert torch.allclose(new[: old.shape[0]], old, atol=1e-5)
+    # the card says where the weights came from and how to make them again, both stages
+    training = grown.config["training"]
+    first = ckpt.load_checkpoint(continuation_checkpoint)[2]["training"]
+    assert training["init"] == {"checkpoint": str(continuation_checkpoint), "training": first}
+    card = (out / "README.md").read_text()
+    commands = [line for line in card.splitlines() if line.startswith("musegen train")]
+    assert len(commands) == 2
+    assert "--out runs/lstm-base" in commands[0] and "--init" not in commands[0]
+    assert "--infill-rate 0.0" in commands[0] and "--infill-rate 0.5" in commands[1]
+    assert "--out runs/lstm --init runs/lstm-base" in commands[1]
+    total = first["tokens_seen"] + training["tokens_seen"]
+    assert f"fine-tuned from `{continuation_checkpoint}`" in card and f"{total:,} tokens" in card
 
 
 # -- command line ---------------------------------------------------------------------------
