@@ -402,7 +402,7 @@ def test_init_from_a_checkpoint_without_infill_tokens_grows_its_vocabulary(
     assert "--out runs/lstm-base" in commands[0] and "--init" not in commands[0]
     assert "--infill-rate 0.0" in commands[0] and "--infill-rate 0.5" in commands[1]
     assert "--out runs/lstm --init runs/lstm-base" in commands[1]
-    total = first["tokens_seen"] + training["tokens_seen"]
+    total = first.get("tokens_seen", 0) + training["tokens_seen"]
     assert f"fine-tuned from `{continuation_checkpoint}`" in card and f"{total:,} tokens" in card
 
 
