@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from musegen.bench import STEP_SPAN
 from musegen.models import ARCHITECTURES, build, count_parameters
+from musegen.train import autocast_dtype
 
 VOCAB = 450
 
@@ -102,7 +103,7 @@ def bench_one(
     arch: str, preset: str, iters: int, steps: int, positions: list[int], precision: str
 ) -> dict:
     torch.manual_seed(0)
-    dtype = torch.bfloat16 if precision == "bfloat16" else None
+    dtype = autocast_dtype(precision, torch.device("cpu"))
     model = build(arch, VOCAB, preset)
     result = {
         "arch": arch,

@@ -70,8 +70,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
     "auto" is bfloat16 on a GPU, and on a CPU where oneDNN runs bfloat16 natively (AVX-512
     BF16 or AMX): on this project's AMD EPYC (Zen 5) a training step is 1.5-1.9x as fast
-    (`python -m musegen.bench_models --precision bfloat16`). On
-    other CPUs (AVX2) bfloat16 is emulated, slower than float32, so "auto" is float32 there.
+    (`python -m musegen.bench_models --precision bfloat16`). On other CPUs (AVX2) bfloat16
+    is emulated, slower than float32, so "auto" is float32 there.
     """
     if precision == "float32":
         return None
@@ -431,8 +431,8 @@ def _training_record(
     cfg: TrainConfig,
     state: dict,
     params: int,
-    device,
-    dtype,
+    device: torch.device,
+    dtype: torch.dtype | None,
     corpora: list[dict],
     init: dict | None,
 ) -> dict:
