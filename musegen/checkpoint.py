@@ -388,27 +388,32 @@ def train_command(
     return " ".join(parts)
 
 
+def training_stages(training: dict) -> list[dict]:
+    """The training records of a checkpoint's stages, first first: those of the checkpoints it
+    was fine-tuned from (``--init``, as far back as they were recorded), then its own."""
+    before = (training.get("init") or {}).get("training")
+    return [*(training_stages(before) if before else []), training]
+
+
 def train_commands(arch: str, training: dict, out: str | None = None) -> list[str]:
-    """The `musegen train` commands that reproduce a training record: first those of the
-    checkpoint it was fine-tuned from (``--init``), where that checkpoint recorded its own."""
-    tcfg = training.get("config", {})
+    """The `musegen train` commands that reproduce a training record, one per stage: the
+    earlier stages write ``runs/<arch>-stage1``, ``-stage2``..., each starting from the one
+    before, and the last writes ``out``. A first stage fine-tuned from a checkpoint without a
+    training record names that checkpoint as given."""
     out = out or f"runs/{arch}"
-    init = training.get("init")
-    if not init:
-        return [train_command(arch, tcfg, data_args(training), out)]
-    if not init.get("training"):  # a checkpoint without a training record: name it as given
-        return [train_command(arch, tcfg, data_args(training), out, init["checkpoint"])]
-    base = f"{out}-base"
+    stages = training_stages(training)
+    outs = [f"{out}-stage{n}" for n in range(1, len(stages))] + [out]
+    first_init = (stages[0].get("init") or {}).get("checkpoint")
+    inits = [first_init, *outs[:-1]]
     return [
-        *train_commands(arch, init["training"], base),
-        train_command(arch, tcfg, data_args(training), out, base),
+        train_command(arch, stage.get("config", {}), data_args(stage), stage_out, init)
+        for stage, stage_out, init in zip(stages, outs, inits, strict=True)
     ]
 
 
 def total_tokens(training: dict) -> int:
     """Tokens seen by a checkpoint, counting those of the checkpoints it was fine-tuned from."""
-    before = (training.get("init") or {}).get("training")
-    return training.get("tokens_seen", 0) + (total_tokens(before) if before else 0)
+    return sum(stage.get("tokens_seen", 0) for stage in training_stages(training))
 
 
 def render_card(config: dict) -> str:
@@ -469,18 +474,17 @@ def render_card(config: dict) -> str:
                 "AMX), so its weights come out different from these by rounding"
             ]
         init = tr.get("init")
-        lineage = []
-        if init:
-            before = init.get("training") or {}
-            lineage = [
-                f"- fine-tuned from `{init['checkpoint']}`"
-                + (
-                    f", itself trained for {before.get('steps')} steps on "
-                    f"{before.get('device')}; {total_tokens(tr):,} tokens in all"
-                    if before
-                    else ""
-                )
-            ]
+        stages = training_stages(tr)
+        lineage = [f"- fine-tuned from `{init['checkpoint']}`"] if init else []
+        if len(stages) > 1:
+            earlier = "; ".join(
+                f"{s.get('steps')} steps, {s.get('tokens_seen', 0):,} tokens on {s.get('device')}"
+                for s in stages[:-1]
+            )
+            lineage[0] += (
+                f", the last of {len(stages)} stages (before it: {earlier}); "
+                f"{total_tokens(tr):,} tokens in all"
+            )
         lines += [
             *lineage,
             f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",

@@ -222,9 +222,9 @@ def test_a_fine_tuned_card_gives_every_stage_of_its_training():
     card = ckpt.render_card({"arch": "mamba", "parameters": 10, "training": third})
     commands = [line for line in card.splitlines() if line.startswith("musegen train")]
     assert [c.split(" --out ")[1].split(" --")[0:2] for c in commands] == [
-        ["runs/mamba-base-base", "tokens 40"],
-        ["runs/mamba-base", "init runs/mamba-base-base"],
-        ["runs/mamba", "init runs/mamba-base"],
+        ["runs/mamba-stage1", "tokens 40"],
+        ["runs/mamba-stage2", "init runs/mamba-stage1"],
+        ["runs/mamba", "init runs/mamba-stage2"],
     ]
     assert "--precision bfloat16" in commands[2] and "--precision" not in commands[0]
     assert "fine-tuned from `runs/second`" in card and "72 tokens in all" in card

@@ -399,9 +399,9 @@ def test_init_from_a_checkpoint_without_infill_tokens_grows_its_vocabulary(
     card = (out / "README.md").read_text()
     commands = [line for line in card.splitlines() if line.startswith("musegen train")]
     assert len(commands) == 2
-    assert "--out runs/lstm-base" in commands[0] and "--init" not in commands[0]
+    assert "--out runs/lstm-stage1" in commands[0] and "--init" not in commands[0]
     assert "--infill-rate 0.0" in commands[0] and "--infill-rate 0.5" in commands[1]
-    assert "--out runs/lstm --init runs/lstm-base" in commands[1]
+    assert "--out runs/lstm --init runs/lstm-stage1" in commands[1]
     total = first.get("tokens_seen", 0) + training["tokens_seen"]
     assert f"fine-tuned from `{continuation_checkpoint}`" in card and f"{total:,} tokens" in card
 
