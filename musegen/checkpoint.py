@@ -475,7 +475,10 @@ def render_card(config: dict) -> str:
             ]
         init = tr.get("init")
         stages = training_stages(tr)
-        lineage = [f"- fine-tuned from `{init['checkpoint']}`"] if init else []
+        lineage = []
+        if init:
+            where = f"`{init['checkpoint']}` (the weights there when this run began)"
+            lineage = [f"- fine-tuned from {where}"]
         if len(stages) > 1:
             earlier = "; ".join(
                 f"{s.get('steps')} steps, {s.get('tokens_seen', 0):,} tokens on {s.get('device')}"
