@@ -395,12 +395,12 @@ def training_stages(training: dict) -> list[dict]:
     return [*(training_stages(before) if before else []), training]
 
 
-def train_commands(arch: str, training: dict, out: str | None = None) -> list[str]:
+def train_commands(arch: str, training: dict) -> list[str]:
     """The `musegen train` commands that reproduce a training record, one per stage: the
     earlier stages write ``runs/<arch>-stage1``, ``-stage2``..., each starting from the one
-    before, and the last writes ``out``. A first stage fine-tuned from a checkpoint without a
-    training record names that checkpoint as given."""
-    out = out or f"runs/{arch}"
+    before, and the last writes ``runs/<arch>``. A first stage fine-tuned from a checkpoint
+    without a training record names that checkpoint as given."""
+    out = f"runs/{arch}"
     stages = training_stages(training)
     outs = [f"{out}-stage{n}" for n in range(1, len(stages))] + [out]
     first_init = (stages[0].get("init") or {}).get("checkpoint")
@@ -474,20 +474,23 @@ def render_card(config: dict) -> str:
                 "AMX), so its weights come out different from these by rounding"
             ]
         init = tr.get("init")
-        stages = training_stages(tr)
         lineage = []
         if init:
-            where = f"`{init['checkpoint']}` (the weights there when this run began)"
-            lineage = [f"- fine-tuned from {where}"]
-        if len(stages) > 1:
-            earlier = "; ".join(
-                f"{s.get('steps')} steps, {s.get('tokens_seen', 0):,} tokens on {s.get('device')}"
-                for s in stages[:-1]
+            line = (
+                f"- fine-tuned from `{init['checkpoint']}` (the weights there when this run began)"
             )
-            lineage[0] += (
-                f", the last of {len(stages)} stages (before it: {earlier}); "
-                f"{total_tokens(tr):,} tokens in all"
-            )
+            stages = training_stages(tr)
+            if len(stages) > 1:
+                earlier = "; ".join(
+                    f"{s.get('steps')} steps, {s.get('tokens_seen', 0):,} tokens on "
+                    f"{s.get('device')}"
+                    for s in stages[:-1]
+                )
+                line += (
+                    f", the last of {len(stages)} stages (before it: {earlier}); "
+                    f"{total_tokens(tr):,} tokens in all"
+                )
+            lineage = [line]
         lines += [
             *lineage,
             f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",
