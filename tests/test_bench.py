@@ -67,3 +67,34 @@ def test_bench_bad_threads_is_exit_2(capsys):
         main(["bench", "--threads", "-1"])
     assert e.value.code == 2
     assert "use a whole number >= 0" in capsys.readouterr().err
+
+
+def test_bench_scan_runs_on_cpu_against_itself(infill_checkpoints, tmp_path, capsys):
+    """`python -m musegen.bench_scan --device cpu`: no kernel there, so both sides are the
+    reference and agree exactly; a state carried mid-sequence gives the whole sequence's
+    logits; both step timings print. (On CUDA with mamba_ssm it compares the fused scan.)"""
+    from corpus_helpers import make_corpus
+
+    from musegen import bench_scan
+
+    corpus = make_corpus(tmp_path / "corpus")
+    args = ["--model", str(infill_checkpoints["mamba"]), "--data", str(corpus), "--device", "cpu"]
+    bench_scan.main([*args, "--batch", "2", "--seq-len", "48", "--steps", "1"])
+    out = capsys.readouterr().out
+    assert "no fused kernel on a CPU" in out
+    assert out.count("largest logit difference 0.00e+00; worst gradient difference 0.00%") == 2
+    carried = [float(line.rsplit(": ", 1)[1]) for line in out.splitlines() if "carried" in line]
+    assert len(carried) == 2 and max(carried) < 1e-4
+    assert out.count("forward + backward") == 2
+
+
+def test_bench_scan_refuses_a_model_that_is_not_mamba(infill_checkpoints, tmp_path):
+    from corpus_helpers import make_corpus
+
+    from musegen import bench_scan
+    from musegen.errors import ConfigError
+
+    corpus = make_corpus(tmp_path / "corpus")
+    args = ["--model", str(infill_checkpoints["lstm"]), "--data", str(corpus), "--device", "cpu"]
+    with pytest.raises(ConfigError, match="lstm model; give a Mamba-2 one"):
+        bench_scan.main(args)
