@@ -20,14 +20,14 @@ import mido
 import musegen
 from musegen.generate.live import open_output, output_names, play
 from musegen.generate.serve import request
-from musegen.options import SERVE_PORT
+from musegen.options import DEFAULT_MODEL, SERVE_PORT
 
 
 def stream(
     primer: str,
     port,
     *,
-    model: str = "mamba",
+    model: str = DEFAULT_MODEL,
     bars: int = 8,
     seed: int | None = None,
     engine_port: int | None = SERVE_PORT,
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("primer")
     parser.add_argument("--port", default=None)
-    parser.add_argument("--model", default="mamba")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--bars", type=int, default=8)
     args = parser.parse_args()
     name = args.port or (output_names() or [None])[0]

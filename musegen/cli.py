@@ -42,7 +42,7 @@ RUNTIME_HELP = (
 )
 PRECISION_HELP = (
     "ONNX Runtime's arithmetic: int8 (weight products in 8 bits: 1.5-3x faster steps, bits "
-    "per note within a tenth of a percent), float32 (the model as trained), or auto (int8 "
+    "per note within 0.3%%), float32 (the model as trained), or auto (int8 "
     "when the model has int8 graphs)"
 )
 CANDIDATES_HELP = (

@@ -16,7 +16,7 @@ import pytest
 from musegen.app import ALL_TRACKS, KEYS, MAX_VARIATIONS, Studio, parse_track
 from musegen.errors import ConfigError, MidiError
 from musegen.io.pianoroll import CONTINUATION_COLOUR, PRIMER_COLOUR
-from musegen.options import INFILL_CANDIDATES
+from musegen.options import DEFAULT_MODEL, INFILL_CANDIDATES
 
 gr = pytest.importorskip("gradio")
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
@@ -289,7 +289,7 @@ def test_continue_endpoint_through_gradio_client(server):
     assert pm.get_end_time() > pretty_midi.PrettyMIDI(str(JIG)).get_end_time()
     assert _wav_seconds(audio) > 1.0
     assert Path(roll).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "8 bars with mamba" in status
+    assert f"8 bars with {DEFAULT_MODEL}" in status
 
     # two variations with the lstm, all options given by name
     out = client.predict(
@@ -355,7 +355,7 @@ def test_real_browser_upload_continue_and_see_results(server, tmp_path):
             sync_api.expect(page.locator("#primer-roll img")).to_be_visible(timeout=30_000)
             page.locator("#continue").click()
             status = page.locator("#status")
-            sync_api.expect(status).to_contain_text("8 bars with mamba", timeout=60_000)
+            sync_api.expect(status).to_contain_text(f"8 bars with {DEFAULT_MODEL}", timeout=60_000)
             roll = page.locator("#roll-1 img")
             sync_api.expect(roll).to_be_visible()
             assert (
@@ -366,7 +366,7 @@ def test_real_browser_upload_continue_and_see_results(server, tmp_path):
                 page.locator("#audio-1 audio, #audio-1 .waveform-container").first
             ).to_be_attached()
             sync_api.expect(page.locator("#midi-1")).to_contain_text(
-                re.compile(r"jig_in_d_mamba_1\s*\.mid")
+                re.compile(rf"jig_in_d_{DEFAULT_MODEL}_1\s*\.mid")
             )
             page.screenshot(path=str(shot), full_page=True)
         finally:

@@ -768,7 +768,7 @@ def load(
     it is set, ONNX Runtime reads the primer (the prefill) with 2 threads
     (`musegen.options.prefill_threads`).
     ``precision`` (ONNX Runtime): "int8" runs the weight products in 8 bits (1.5-3x
-    faster steps on a CPU, bits per note within a tenth of a percent), "float32" the
+    faster steps on a CPU, bits per note within 0.3%), "float32" the
     model as trained, "auto" int8 where the checkpoint has int8 graphs (`musegen.runtime`).
     """
     n = generation_threads(threads)
