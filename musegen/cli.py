@@ -531,16 +531,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from musegen.checkpoint import CORPUS_TEXT, SHIPPED_DIR, corpus_metrics, read_config
-    from musegen.options import ARCHITECTURES
+    from musegen.options import ARCHITECTURES, DEFAULT_MODEL
 
     styles = tuple(CORPUS_TEXT)  # the corpora `musegen data` builds
     print("test bits per note (pitch bits per note) of each shipped model, per corpus")
     print(f"{'name':<13}{'parameters':>11}" + "".join(f"{s:>16}" for s in styles))
     for name in ARCHITECTURES:
+        label = f"{name} *" if name == DEFAULT_MODEL else name
         try:
             cfg = read_config(SHIPPED_DIR / name)
         except MuseGenError:
-            print(f"{name:<13}{'(missing)':>11}")
+            print(f"{label:<13}{'(missing)':>11}")
             continue
         cells = []
         for style in styles:
@@ -550,7 +551,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                 if "bits_per_note" in m and "pitch_bits_per_note" in m
                 else "-"
             )
-        print(f"{name:<13}{cfg['parameters']:>11,}" + "".join(f"{c:>16}" for c in cells))
+        print(f"{label:<13}{cfg['parameters']:>11,}" + "".join(f"{c:>16}" for c in cells))
+    print("* the default (--model, musegen.load()); README, Results, says why")
     return 0
 
 

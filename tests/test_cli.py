@@ -12,6 +12,7 @@ from corpus_helpers import make_corpus
 
 from musegen.cli import build_parser, main
 from musegen.errors import MidiError
+from musegen.options import DEFAULT_MODEL
 
 SUBCOMMANDS = [
     "generate",
@@ -127,6 +128,8 @@ def test_models_lists_the_shipped_models(capsys):
     for name in ("lstm", "transformer", "mamba"):
         assert name in out
     assert "(missing)" not in out
+    marked = [line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["*"]]
+    assert marked == [DEFAULT_MODEL] and "* the default" in out
 
 
 @pytest.fixture(scope="module")
