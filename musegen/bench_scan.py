@@ -29,12 +29,6 @@ import torch.nn.functional as F
 from musegen.errors import ConfigError
 
 
-def use_fused(model: torch.nn.Module, fused: bool) -> None:
-    """Switch every Mamba-2 layer between the fused kernel (where present) and ssd_chunked."""
-    for layer in model.layers:
-        layer.mixer.use_mamba_ssm = fused
-
-
 def loss_and_grads(model, x: torch.Tensor, y: torch.Tensor, amp: bool):
     """(logits (B, T, V) as float32, loss, {name: gradient}) of one forward and backward."""
     model.zero_grad(set_to_none=True)
@@ -50,9 +44,9 @@ def loss_and_grads(model, x: torch.Tensor, y: torch.Tensor, amp: bool):
 def compare(model, x: torch.Tensor, y: torch.Tensor) -> None:
     """Print how far the fused scan is from the reference, in float32 and bf16 autocast."""
     for amp in (False, True):
-        use_fused(model, False)
+        model.use_fused_scan(False)
         ref_logits, ref_loss, ref_grads = loss_and_grads(model, x, y, amp)
-        use_fused(model, True)
+        model.use_fused_scan(True)
         logits, loss, grads = loss_and_grads(model, x, y, amp)
         worst = max(
             ((grads[n] - g).norm() / g.norm().clamp_min(1e-12)).item() for n, g in ref_grads.items()
@@ -69,7 +63,7 @@ def compare(model, x: torch.Tensor, y: torch.Tensor) -> None:
 def carried_state(model, x: torch.Tensor, split: int) -> None:
     """Print how far logits continued from a carried state are from the whole sequence's."""
     for fused in (False, True):
-        use_fused(model, fused)
+        model.use_fused_scan(fused)
         whole = model(x)  # (B, T, V)
         _, state = model(x[:, :split], return_state=True)
         rest = model(x[:, split:], state)  # (B, T - split, V)
@@ -131,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     carried_state(model, x, split=args.seq_len * 3 // 5)
     model.train()
     for fused in (False, True):
-        use_fused(model, fused)
+        model.use_fused_scan(fused)
         ms = step_ms(model, x, y, args.steps)
         print(
             f"{'fused' if fused else 'reference'}: forward + backward {ms:.2f} ms "

@@ -184,8 +184,7 @@ def test_mamba_ssm_fused_scan_matches_reference():
     toks = tokens(4, 200).cuda()  # three chunks of 64 and a partial one
 
     def run(fused: bool):
-        for layer in model.layers:
-            layer.mixer.use_mamba_ssm = fused
+        model.use_fused_scan(fused)
         model.zero_grad(set_to_none=True)
         logits = model(toks)  # (4, 200, V)
         loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), toks[:, 1:].flatten())

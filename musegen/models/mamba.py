@@ -409,6 +409,12 @@ class MambaDecoder(Decoder):
         for layer in self.layers:  # keep the residual stream's variance flat with depth
             layer.mixer.out_proj.weight.data /= math.sqrt(config.n_layers)
 
+    def use_fused_scan(self, on: bool) -> None:
+        """Whether every layer's forward uses mamba_ssm's fused scan where it can (CUDA, the
+        package installed; the default) or musegen's ``ssd_chunked`` everywhere."""
+        for layer in self.layers:
+            layer.mixer.use_mamba_ssm = on
+
     def init_state(
         self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> MambaState:
