@@ -19,19 +19,15 @@ import torch.nn.functional as F
 from musegen.data import ALL, MANIFEST, eval_tunes, is_corpus, spread, tokenize_split
 from musegen.errors import DataError
 from musegen.metrics import LN2, bits_per_note
+from musegen.models.base import Decoder
 from musegen.tokens.tokenizer import Tokenizer
 
 __all__ = ["LN2", "bits_per_note", "evaluate_model", "evaluate_named", "token_nll"]
 
 
-def context_window(model: torch.nn.Module) -> int | None:
-    """The longest sequence a model's forward accepts (None: unbounded, recurrent)."""
-    return getattr(model.config, "max_seq_len", None)
-
-
 @torch.inference_mode()
 def token_nll(
-    model: torch.nn.Module, tunes: Sequence[np.ndarray], *, batch_size: int = 16
+    model: Decoder, tunes: Sequence[np.ndarray], *, batch_size: int = 16
 ) -> list[np.ndarray]:
     """Per-token negative log-likelihood (nats) of tokens 1.. of each tune, in input order.
 
@@ -40,7 +36,7 @@ def token_nll(
     is half the window (every token gets at least half a window of context).
     """
     device = next(model.parameters()).device
-    window = context_window(model)
+    window = model.context_window  # None: unbounded (recurrent)
     order = sorted(range(len(tunes)), key=lambda i: len(tunes[i]))
     out: list[np.ndarray | None] = [None] * len(tunes)
     short = [i for i in order if window is None or len(tunes[i]) <= window]

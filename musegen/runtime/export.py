@@ -134,7 +134,7 @@ def export(directory: str | Path) -> list[Path]:
     spec = state_spec(model)
     names = [n for n, _ in spec]
     initial = empty_state(model)  # what prefill starts from ([]: it starts empty)
-    window = getattr(model.config, "max_seq_len", None)
+    window = model.context_window
     # The Transformer's keys and values live in ring buffers that the runtime writes: its
     # step returns one row per cache, the others return the whole new state. Each ring's
     # slot axis: keys (1, H, Dh, T), values (1, H, T, Dh).

@@ -17,7 +17,7 @@ class TorchRuntime:
     def __init__(self, model: Decoder) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
-        self.window = getattr(model.config, "max_seq_len", None)
+        self.window = model.context_window
 
     def prefill(self, ids: list[int]) -> tuple[np.ndarray, DecoderState]:
         with torch.inference_mode():
