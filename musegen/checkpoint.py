@@ -466,31 +466,31 @@ def render_card(config: dict) -> str:
             else "- trained for continuation only: `infill` and `bridge` need a model trained "
             "with infilling"
         )
+        stages = training_stages(tr)
         gpu_note = []
-        if str(tr.get("device", "")).startswith("cuda"):
+        if any(str(s.get("device", "")).startswith("cuda") for s in stages):
+            which = "command trains" if len(stages) == 1 else "commands train"
             gpu_note = [
-                "- the same command trains on a CPU too, with the same recipe; there it runs in "
-                "float32, not bf16, unless the CPU has bfloat16 instructions (AVX-512 BF16 or "
+                f"- the same {which} on a CPU too, with the same recipe; there a GPU stage runs "
+                "in float32, not bf16, unless the CPU has bfloat16 instructions (AVX-512 BF16 or "
                 "AMX), so its weights come out different from these by rounding"
             ]
         init = tr.get("init")
         lineage = []
-        if init:
-            line = (
-                f"- fine-tuned from `{init['checkpoint']}` (the weights there when this run began)"
+        if init and len(stages) > 1:
+            earlier = "; ".join(
+                f"{s.get('steps')} steps, {s.get('tokens_seen', 0):,} tokens on {s.get('device')}"
+                for s in stages[:-1]
             )
-            stages = training_stages(tr)
-            if len(stages) > 1:
-                earlier = "; ".join(
-                    f"{s.get('steps')} steps, {s.get('tokens_seen', 0):,} tokens on "
-                    f"{s.get('device')}"
-                    for s in stages[:-1]
-                )
-                line += (
-                    f", the last of {len(stages)} stages (before it: {earlier}); "
-                    f"{total_tokens(tr):,} tokens in all"
-                )
-            lineage = [line]
+            lineage = [
+                f"- the last of {len(stages)} stages, each fine-tuned from the one before "
+                f"(this one from `{init['checkpoint']}`, `runs/{arch}-stage{len(stages) - 1}` "
+                f"in the commands below; before it: {earlier}); {total_tokens(tr):,} tokens in all"
+            ]
+        elif init:
+            lineage = [
+                f"- fine-tuned from `{init['checkpoint']}` (the weights there when this run began)"
+            ]
         lines += [
             *lineage,
             f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",

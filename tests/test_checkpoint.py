@@ -227,7 +227,10 @@ def test_a_fine_tuned_card_gives_every_stage_of_its_training():
         ["runs/mamba", "init runs/mamba-stage2"],
     ]
     assert "--precision bfloat16" in commands[2] and "--precision" not in commands[0]
-    assert "fine-tuned from `runs/second`" in card and "72 tokens in all" in card
+    assert "the last of 3 stages" in card and "72 tokens in all" in card
+    assert "this one from `runs/second`, `runs/mamba-stage2` in the commands below" in card
+    # the first stage ran on a GPU: the card says the commands train on a CPU too
+    assert "the same commands train on a CPU too" in card
     unknown = {**second, "init": {"checkpoint": "my/own", "training": {}}}
     card = ckpt.render_card({"arch": "mamba", "parameters": 10, "training": unknown})
     assert "--out runs/mamba --init my/own" in card and "in all" not in card

@@ -403,7 +403,7 @@ def test_init_from_a_checkpoint_without_infill_tokens_grows_its_vocabulary(
     assert "--infill-rate 0.0" in commands[0] and "--infill-rate 0.5" in commands[1]
     assert "--out runs/lstm --init runs/lstm-stage1" in commands[1]
     total = first.get("tokens_seen", 0) + training["tokens_seen"]
-    assert f"fine-tuned from `{continuation_checkpoint}`" in card and f"{total:,} tokens" in card
+    assert f"this one from `{continuation_checkpoint}`" in card and f"{total:,} tokens" in card
 
 
 # -- command line ---------------------------------------------------------------------------
