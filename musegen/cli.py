@@ -20,6 +20,7 @@ from musegen.options import (
     INFILL_CANDIDATES,
     INFILL_FORMS,
     MAX_GAP_BARS,
+    MAX_VARIATIONS,
     SERVE_PORT,
     TRAIN_PRECISIONS,
     draw_seed,
@@ -388,6 +389,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     if (args.data is None) == (args.benchmark is None):
         raise ConfigError("give either --data DIR or --benchmark chorales")
+    if not 1 <= args.music_samples <= MAX_VARIATIONS:
+        raise ConfigError(
+            f"--music-samples must be 1 to {MAX_VARIATIONS} (got {args.music_samples})"
+        )
     if args.benchmark is not None:
         return _eval_benchmark(args)
     from musegen.evaluate import evaluate_named
@@ -409,7 +414,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         generator = load(args.model, threads=0)  # batch generation: keep torch's threads
         arrays = tokenize_split(args.data, split, generator.tokenizer, progress=False)
-        stats = music_statistics(generator, arrays, tunes=args.music)
+        stats = music_statistics(generator, arrays, tunes=args.music, samples=args.music_samples)
         result.update({f"music_{k}": v for k, v in stats.items()})
     if args.record and args.model != "ngram":
         from musegen.checkpoint import metrics_key, record_metrics, resolve
@@ -843,6 +848,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="also compare sampled continuations of N tunes with the real ones",
+    )
+    p.add_argument(
+        "--music-samples",
+        type=int,
+        default=1,
+        metavar="K",
+        help="continuations sampled per tune for --music, averaged (default: 1; more even out "
+        "the sampling noise of one draw per tune)",
     )
 
     p = add("bench", cmd_bench, "measure speed on this machine (and against Hugging Face)")

@@ -206,14 +206,23 @@ def texture(notes: Sequence, bars: int) -> dict:
 
 
 def music_statistics(
-    generator, arrays, *, tunes: int = 50, primer_bars: int = 4, bars: int = 4, seed: int = 0
+    generator,
+    arrays,
+    *,
+    tunes: int = 50,
+    primer_bars: int = 4,
+    bars: int = 4,
+    seed: int = 0,
+    samples: int = 1,
 ) -> dict:
     """Compare sampled continuations with the real ones on a split.
 
     Of the tunes with at least ``primer_bars + bars`` bars, ``tunes`` spread evenly over the
     split (`data.spread`, so every collection is in its share) are used. For each, the model
-    (a `musegen.MuseGen`) continues the first ``primer_bars`` bars by ``bars`` bars; the real
-    next ``bars`` bars are the reference. Reported: pitch-class histogram overlap and melodic
+    (a `musegen.MuseGen`) continues the first ``primer_bars`` bars by ``bars`` bars,
+    ``samples`` times (in one batch; the continuation figures average over all of them, which
+    evens out the sampling noise of one draw per tune); the real next ``bars`` bars are the
+    reference. Reported: pitch-class histogram overlap and melodic
     interval histogram overlap (generated vs real, pooled over tunes, 1 = identical), the
     in-key rate of both (notes in the primer's detected key), and the texture of the primer,
     the continuation and the real bars (`texture`, averaged over tunes): notes per bar, voices
@@ -246,30 +255,37 @@ def music_statistics(
             tok.ticks_per_quarter, primer, score.tracks, score.time_signatures, score.tempos
         )
         prepared = generator.prepare(midi_bytes(clipped))
-        ids = generator.generate_ids(prepared, bars=bars, seed=seed + i)[0]
-        decoded = tok.decode_score(prepared.context + ids)
-        made = [n for n in decoded.notes if n.start >= prepared.start]
         key = detect_key((n.pitch, n.duration) for n in primer).pitch_classes
-        for notes, pcs, ivs in ((made, gen_pc, gen_iv), (real, real_pc, real_iv)):
-            pitches = [n.pitch for n in notes]
-            pcs += [p % 12 for p in pitches]
-            ivs += list(np.diff([primer[-1].pitch, *pitches]))
-        gen_in_key += sum(n.pitch % 12 in key for n in made)
+        _add_notes(real, primer, real_pc, real_iv)
         real_in_key += sum(n.pitch % 12 in key for n in real)
-        gen_notes += len(made)
         real_notes += len(real)
         used += 1
-        layout["primer"].append(texture(primer, primer_bars))
-        layout["generated"].append(texture(made, bars))
-        layout["real"].append(texture(real, bars))
+        for ids in generator.generate_ids(prepared, n=samples, bars=bars, seed=seed + i):
+            decoded = tok.decode_score(prepared.context + ids)
+            made = [n for n in decoded.notes if n.start >= prepared.start]
+            _add_notes(made, primer, gen_pc, gen_iv)
+            gen_in_key += sum(n.pitch % 12 in key for n in made)
+            gen_notes += len(made)
+            # one entry per continuation on every side, so that the register moves pair up
+            layout["primer"].append(texture(primer, primer_bars))
+            layout["generated"].append(texture(made, bars))
+            layout["real"].append(texture(real, bars))
     return {
         "tunes": used,
+        "samples": samples,
         "pitch_class_overlap": _overlap(_histogram(gen_pc, 12), _histogram(real_pc, 12)),
         "interval_overlap": _overlap(_histogram(gen_iv, 49, 24), _histogram(real_iv, 49, 24)),
         "in_key_generated": gen_in_key / max(gen_notes, 1),
         "in_key_real": real_in_key / max(real_notes, 1),
         **_layout_summary(layout),  # notes per bar, voices per onset, register moves
     }
+
+
+def _add_notes(notes: list, primer: list, pitch_classes: list, intervals: list) -> None:
+    """Pool the pitch classes of ``notes`` and their intervals, from the primer's last note on."""
+    pitches = [n.pitch for n in notes]
+    pitch_classes += [p % 12 for p in pitches]
+    intervals += list(np.diff([primer[-1].pitch, *pitches]))
 
 
 def _layout_summary(layout: dict[str, list[dict]]) -> dict:

@@ -165,6 +165,11 @@ def test_eval_bad_data_dir_is_exit_2(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_eval_music_samples_out_of_range_is_exit_2(corpus, capsys):
+    assert main(["eval", "--model", "ngram", "--data", str(corpus), "--music-samples", "0"]) == 2
+    assert "--music-samples must be 1 to 16 (got 0)" in capsys.readouterr().err
+
+
 def test_demo_bad_port_is_exit_2(capsys):
     assert main(["demo", "--port", "70000"]) == 2
     err = capsys.readouterr().err

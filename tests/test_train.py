@@ -318,6 +318,20 @@ def test_music_statistics_compare_continuations_with_the_real_bars(corpus, tmp_p
         for where in ("low", "median", "high"):
             assert s[f"register_move_{where}_real"] == a[f"register_move_{where}_real"] >= 0.0
             assert s[f"register_move_{where}_generated"] >= 0.0
+    # more samples per tune: the same tunes and real side, one sample is the default's figures
+    one = music_statistics(generator, arrays, tunes=5, primer_bars=2, bars=2, samples=1)
+    three = music_statistics(generator, arrays, tunes=5, primer_bars=2, bars=2, samples=3)
+    assert one == b and (one["samples"], three["samples"]) == (1, 3)
+    assert three["tunes"] == 5
+    for key in (
+        "in_key_real",
+        "notes_per_bar_real",
+        "voices_per_onset_real",
+        "notes_per_bar_primer",
+    ):
+        assert three[key] == pytest.approx(one[key])
+    assert three["voices_per_onset_generated"] >= 1.0 and three["notes_per_bar_generated"] > 0
+    assert three["pitch_class_overlap"] != one["pitch_class_overlap"]
 
 
 def test_texture_counts_voices_bars_and_register():
