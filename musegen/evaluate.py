@@ -260,6 +260,7 @@ def music_statistics(
         real_in_key += sum(n.pitch % 12 in key for n in real)
         real_notes += len(real)
         used += 1
+        primer_layout, real_layout = texture(primer, primer_bars), texture(real, bars)
         for ids in generator.generate_ids(prepared, n=samples, bars=bars, seed=seed + i):
             decoded = tok.decode_score(prepared.context + ids)
             made = [n for n in decoded.notes if n.start >= prepared.start]
@@ -267,9 +268,9 @@ def music_statistics(
             gen_in_key += sum(n.pitch % 12 in key for n in made)
             gen_notes += len(made)
             # one entry per continuation on every side, so that the register moves pair up
-            layout["primer"].append(texture(primer, primer_bars))
+            layout["primer"].append(primer_layout)
             layout["generated"].append(texture(made, bars))
-            layout["real"].append(texture(real, bars))
+            layout["real"].append(real_layout)
     return {
         "tunes": used,
         "samples": samples,
