@@ -113,16 +113,26 @@ def check_writable(out: Path, need_bytes: int) -> None:
 # ------------------------------------------------------------------ distributed
 
 
-def _dist():
+def _dist() -> tuple[int, int, bool]:
+    """(rank, world size, whether this call started the process group)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 1
+        return 0, 1, False
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    started = not dist.is_initialized()
+    if started:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
-    return dist.get_rank(), world
+    return dist.get_rank(), world, started
+
+
+def _dist_done(started: bool) -> None:
+    """Wait for every rank, then close a process group that `_dist` started: a rank that exits
+    with the group open can abort in its communication threads while the others still work."""
+    if started:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 # ------------------------------------------------------------------ resume state
@@ -220,7 +230,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     Beside a GPU, worker processes make the batches (``cfg.workers``); they import the calling
     script again, so a script that calls this does so under ``if __name__ == "__main__":``.
     """
-    rank, world = _dist()
+    rank, world, started_group = _dist()
     device = pick_device(cfg.device)
     out = Path(cfg.out)
     if cfg.batch_size % world:
@@ -412,6 +422,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     if rank == 0:
         result["best_val_bits_per_note"] = score_kept(out, val_arrays, device)
         ckpt.write_json(out / "train_result.json", result)
+    _dist_done(started_group)
     return {**result, "rank": rank}
 
 
