@@ -311,6 +311,9 @@ def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
             shutil.copyfile(f, dst / f.name)
 
 
+# How the model card names each architecture.
+ARCH_NAMES = {"lstm": "LSTM", "transformer": "Transformer", "mamba": "Mamba-2"}
+
 # What each corpus `musegen data` builds is, for the model card's "Data and licence".
 CORPUS_TEXT = {
     "folk": "musegen's folk corpus (`musegen data folk`): the essenFolksong, oneills1850, "
@@ -432,7 +435,7 @@ def render_card(config: dict) -> str:
     lines = [
         f"# musegen {arch} ({tcfg.get('preset', 'custom')})",
         "",
-        f"A {arch} decoder over musegen's REMI-style melody tokens, "
+        f"musegen's {ARCH_NAMES.get(arch, arch)} decoder over its REMI-style tokens, "
         f'{config["parameters"]:,} parameters. Load it with `musegen.load("{arch}")` '
         f'(shipped) or `musegen.load("path/to/this/folder")`.',
         "",
@@ -456,7 +459,7 @@ def render_card(config: dict) -> str:
         kept = []
         if planned and tr.get("steps") != planned:
             kept = [
-                f"- planned for {planned} steps; this is the run's best checkpoint on validation"
+                f"- planned for {planned:,} steps; this is the run's best checkpoint on validation"
             ]
         rate = tcfg.get("infill_rate", 0.0)
         infill = (
@@ -479,7 +482,8 @@ def render_card(config: dict) -> str:
         lineage = []
         if init and len(stages) > 1:
             earlier = "; ".join(
-                f"{s.get('steps')} steps, {s.get('tokens_seen', 0):,} tokens on {s.get('device')}"
+                f"{s.get('steps', 0):,} steps, {s.get('tokens_seen', 0):,} tokens "
+                f"on {s.get('device')}"
                 for s in stages[:-1]
             )
             lineage = [
@@ -493,7 +497,7 @@ def render_card(config: dict) -> str:
             ]
         lines += [
             *lineage,
-            f"- steps: {tr.get('steps')}, tokens seen: {tr.get('tokens_seen', 0):,}",
+            f"- steps: {tr.get('steps', 0):,}, tokens seen: {tr.get('tokens_seen', 0):,}",
             *kept,
             infill,
             f"- batch {tcfg.get('batch_size')} x {tcfg.get('seq_len')} tokens, AdamW, peak lr "

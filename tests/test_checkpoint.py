@@ -200,7 +200,8 @@ def test_figures_recorded_before_per_corpus_keys_read_as_folk():
 def test_a_card_says_where_a_gpu_run_trained_and_that_a_cpu_reproduces_it():
     training = {"config": {"preset": "small"}, "steps": 1, "torch": "2.11.0+cu130"}
     gpu = {**training, "device": "cuda (NVIDIA H200, bf16 autocast)"}
-    card = ckpt.render_card({"arch": "mamba", "parameters": 10, "training": gpu})
+    card = ckpt.render_card({"arch": "mamba", "parameters": 12345, "training": gpu})
+    assert "musegen's Mamba-2 decoder over its REMI-style tokens, 12,345 parameters" in card
     assert "trained on cuda (NVIDIA H200, bf16 autocast), torch 2.11.0+cu130" in card
     assert "trains on a CPU too, with the same recipe" in card and "float32, not bf16" in card
     cpu = {**training, "device": "cpu (2 threads)"}
@@ -209,7 +210,7 @@ def test_a_card_says_where_a_gpu_run_trained_and_that_a_cpu_reproduces_it():
 
 
 def test_a_fine_tuned_card_gives_every_stage_of_its_training():
-    base = {"config": {"tokens": 40, "lr": 0.0015, "seed": 0}, "steps": 4, "tokens_seen": 40}
+    base = {"config": {"tokens": 40, "lr": 0.0015, "seed": 0}, "steps": 4750, "tokens_seen": 40}
     first = {**base, "device": "cuda (NVIDIA H200, bf16 autocast)"}
     second = {
         "config": {"tokens": 16, "lr": 0.0003, "seed": 1, "precision": "bfloat16"},
@@ -228,6 +229,7 @@ def test_a_fine_tuned_card_gives_every_stage_of_its_training():
     ]
     assert "--precision bfloat16" in commands[2] and "--precision" not in commands[0]
     assert "the last of 3 stages" in card and "72 tokens in all" in card
+    assert "before it: 4,750 steps, 40 tokens on cuda" in card
     assert "this one from `runs/second`, `runs/mamba-stage2` in the commands below" in card
     # the first stage ran on a GPU: the card says the commands train on a CPU too
     assert "the same commands train on a CPU too" in card
