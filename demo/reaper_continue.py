@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 
 # ---- settings, all in one place ------------------------------------------------------------
-MODEL = "mamba"  # lstm | transformer | mamba | a checkpoint dir (regenerating bars needs
+MODEL = "transformer"  # lstm | transformer | mamba | a checkpoint dir (regenerating bars needs
 #                  a model trained with infilling, as the shipped ones are)
 BARS = 4  # bars a continuation adds
 TEMPERATURE = 1.0  # below 1 safer, above 1 more adventurous

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from musegen.generate.theory import Key
 
 ARCHITECTURES: tuple[str, ...] = ("lstm", "transformer", "mamba")
-DEFAULT_MODEL = "mamba"  # what load(), the CLI and the demo use unless told otherwise
+DEFAULT_MODEL = "transformer"  # what load(), the CLI and the demo use unless told otherwise
 DEFAULT_QUANTIZE = "auto"  # how played-in timing is read (musegen.quantize.MODES)
 MAX_BARS = 256
 MAX_VARIATIONS = 16
