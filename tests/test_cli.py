@@ -305,3 +305,20 @@ def test_generate_says_the_detected_key_and_the_tracks_it_read(tmp_path, capsys)
     pm.write(str(two))
     assert main(["generate", str(two), "-o", out, "--bars", "1", "--model", "lstm"]) == 0
     assert "read 2 tracks as one part: right hand, left hand" in capsys.readouterr().out
+
+
+def test_the_readme_option_table_gives_the_cli_defaults():
+    """The README's `musegen generate` option table names the defaults the CLI has (the
+    default model changed three times with the shipped weights; the table must follow)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = {
+        cells[1].strip("`"): cells[2].strip("`")
+        for line in readme.splitlines()
+        if line.startswith("| `--")
+        for cells in [[c.strip() for c in line.split("|")]]
+    }
+    args = build_parser().parse_args(["generate", "x.mid", "-o", "y.mid"])
+    assert rows["--model"] == args.model == DEFAULT_MODEL
+    assert rows["--bars"] == str(args.bars)
+    assert rows["--variations"] == str(args.variations)
+    assert rows["--temperature"] == str(args.temperature)
